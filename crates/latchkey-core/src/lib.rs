@@ -1,0 +1,11 @@
+//! Latchkey domain: parsed names and identifiers, the records the store keeps, typed audit
+//! events with their hash chain, and the clock. No I/O lives here.
+
+pub mod audit;
+pub mod clock;
+pub mod model;
+pub mod names;
+
+pub use audit::{Action, AuditEvent, ChainBreak, ChainHead, ChainVerifier, NewAuditEvent, ObjectType, Outcome};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use names::{ContainerDn, DeviceId, DisplayName, NameError, Reason, TenantSlug};

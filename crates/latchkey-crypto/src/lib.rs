@@ -1,0 +1,30 @@
+//! Latchkey cryptography: envelope encryption of vault fields, the local key
+//! file and its key provider, keyed hashes for machine secrets, password
+//! hashing, and generation of tokens and passwords.
+//!
+//! Every function here that touches plaintext or key material keeps it in
+//! zeroizing containers, and no error message carries secret bytes.
+
+mod aead;
+mod atomic;
+mod binding;
+mod compare;
+mod envelope;
+mod error;
+mod keyed_hash;
+mod keyfile;
+mod keyring;
+mod password;
+mod password_gen;
+mod provider;
+mod token;
+
+pub use binding::Binding;
+pub use compare::ct_eq;
+pub use envelope::{envelope_key_id, open, rewrap, seal};
+pub use error::CryptoError;
+pub use keyring::{KeyInfo, Keyring};
+pub use password::{dummy_password_hash, hash_password, verify_password};
+pub use password_gen::{PasswordSpec, generate_password};
+pub use provider::KeyProvider;
+pub use token::generate_token;

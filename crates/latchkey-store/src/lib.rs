@@ -1,0 +1,129 @@
+//! Latchkey's store: one sqlx implementation over SQLite (embedded default) and PostgreSQL
+//! (many servers), with migrations and connection settings per backend.
+//!
+//! Reads go straight to a pool. Every change goes through the [`writer`]: changes from
+//! concurrent requests are committed together (group commit), each with its audit events in
+//! the same transaction, and each caller is answered only after the commit that holds its rows.
+
+mod accounts;
+mod audit;
+mod backend;
+mod clients;
+mod devices;
+mod directory;
+mod error;
+mod rows;
+mod tenants;
+mod writer;
+
+pub use accounts::{NewAccount, SealFn, SealedSecret};
+pub use audit::AuditFilter;
+pub use backend::Backend;
+pub use clients::{NewAdminToken, NewApiClient};
+pub use devices::NewDevice;
+pub use directory::{NewGroup, NewUser};
+pub use error::StoreError;
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyPool, Executor};
+
+/// The store. Cheap to clone; all clones share the pools and the writer.
+#[derive(Clone)]
+pub struct Store {
+    backend: Backend,
+    read: AnyPool,
+    writer: writer::Writer,
+}
+
+impl Store {
+    /// Open (and migrate) the store at a URL: `sqlite://PATH` or `postgres://…`.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::from_url(url)?;
+        let (read, write) = match backend {
+            Backend::Sqlite => {
+                let url = sqlite_url(url);
+                let write = sqlite_pool(&url, 1, false).await?;
+                // Migrate before the read pool opens so it sees the schema.
+                backend.migrate(&write).await?;
+                (sqlite_pool(&url, 8, true).await?, write)
+            }
+            Backend::Postgres => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect(url)
+                    .await
+                    .map_err(StoreError::connect)?;
+                backend.migrate(&pool).await?;
+                (pool.clone(), pool)
+            }
+        };
+        let writer = writer::Writer::spawn(backend, write);
+        Ok(Self {
+            backend,
+            read,
+            writer,
+        })
+    }
+
+    /// Open the embedded SQLite store in a file, creating it if missing.
+    pub async fn open_sqlite(path: &Path) -> Result<Self, StoreError> {
+        Self::open(&format!("sqlite://{}", path.display())).await
+    }
+
+    /// Which backend this store uses.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Whether the store answers a trivial query.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.read)
+            .await
+            .map(|_| ())
+            .map_err(StoreError::db)
+    }
+
+    /// Close the pools after the writer has finished its queue.
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.read.close().await;
+    }
+}
+
+/// Add `mode=rwc` so SQLite creates the file.
+fn sqlite_url(url: &str) -> String {
+    if url.contains('?') {
+        url.to_owned()
+    } else {
+        format!("{url}?mode=rwc")
+    }
+}
+
+/// A SQLite pool in WAL mode with `synchronous=FULL`; read pools are `query_only`.
+async fn sqlite_pool(url: &str, size: u32, read_only: bool) -> Result<AnyPool, StoreError> {
+    AnyPoolOptions::new()
+        .max_connections(size)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(30))
+        .after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                conn.execute("PRAGMA busy_timeout = 10000").await?;
+                conn.execute("PRAGMA journal_mode = WAL").await?;
+                conn.execute("PRAGMA synchronous = FULL").await?;
+                conn.execute("PRAGMA foreign_keys = ON").await?;
+                if read_only {
+                    conn.execute("PRAGMA query_only = ON").await?;
+                }
+                Ok(())
+            })
+        })
+        .connect(url)
+        .await
+        .map_err(StoreError::connect)
+}

@@ -1,0 +1,26 @@
+//! Reading typed records out of rows.
+
+use latchkey_core::clock::from_millis;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+use time::OffsetDateTime;
+
+use crate::StoreError;
+
+/// Read a column, mapping a decode failure to a corrupt-row error naming the column.
+pub(crate) fn get<'r, T>(row: &'r AnyRow, col: &'static str) -> Result<T, StoreError>
+where
+    T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
+{
+    row.try_get(col).map_err(|_| StoreError::Corrupt(col))
+}
+
+/// Read a millisecond timestamp column.
+pub(crate) fn time(row: &AnyRow, col: &'static str) -> Result<OffsetDateTime, StoreError> {
+    get::<i64>(row, col).map(from_millis)
+}
+
+/// Read an optional millisecond timestamp column.
+pub(crate) fn opt_time(row: &AnyRow, col: &'static str) -> Result<Option<OffsetDateTime>, StoreError> {
+    get::<Option<i64>>(row, col).map(|v| v.map(from_millis))
+}
