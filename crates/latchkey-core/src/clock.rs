@@ -10,13 +10,14 @@ pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> OffsetDateTime;
 }
 
-/// The system clock.
+/// The system clock, read to the millisecond (the store's precision), so a time answered
+/// at creation equals the time read back later.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> OffsetDateTime {
-        OffsetDateTime::now_utc()
+        from_millis(to_millis(OffsetDateTime::now_utc()))
     }
 }
 

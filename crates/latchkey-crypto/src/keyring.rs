@@ -16,7 +16,10 @@ const WRAPPED_LEN: usize = NONCE_LEN + 32 + TAG_LEN;
 
 /// The local key file: key-encryption keys (one active, others kept to
 /// decrypt until retired) and a separate 256-bit MAC key for keyed hashes.
-/// Its `Debug` output shows key ids only, never key bytes.
+/// Its `Debug` output shows key ids only, never key bytes. Cloning copies the keys into
+/// another zeroizing container (used to change the file atomically: change a copy, save it,
+/// then swap).
+#[derive(Clone)]
 pub struct Keyring {
     pub(crate) active: String,
     pub(crate) keys: Vec<Kek>,
@@ -24,6 +27,7 @@ pub struct Keyring {
 }
 
 /// One key-encryption key.
+#[derive(Clone)]
 pub(crate) struct Kek {
     pub(crate) id: String,
     pub(crate) created_at: i64,

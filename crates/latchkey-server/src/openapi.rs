@@ -1,0 +1,52 @@
+//! The generated OpenAPI document of the native API. The committed `openapi.json` at the
+//! repository root is checked against it.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::routes;
+use latchkey_proto as proto;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Latchkey", description = "Privileged-access manager: native API."),
+    paths(
+        routes::healthz, routes::readyz, routes::metrics, routes::openapi_json,
+        routes::create_tenant, routes::list_tenants, routes::get_tenant,
+        routes::create_device, routes::list_devices, routes::get_device, routes::delete_device,
+        routes::create_group, routes::list_groups, routes::get_group,
+        routes::list_members, routes::add_member, routes::remove_member,
+        routes::create_user, routes::list_users,
+        routes::create_account, routes::list_accounts, routes::get_account,
+        routes::list_secret_versions, routes::set_secret, routes::reveal_secret,
+        routes::create_api_client, routes::list_api_clients, routes::create_admin_token,
+        routes::list_audit, routes::verify_audit,
+        routes::vault_status, routes::add_vault_key, routes::rewrap_vault, routes::retire_vault_key,
+    ),
+    components(schemas(proto::Problem, proto::ProblemCode, proto::RevealedSecret, proto::SecretSetRequest, proto::SecretReadRequest)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "health"), (name = "tenants"), (name = "devices"), (name = "directory"),
+        (name = "accounts"), (name = "credentials"), (name = "audit"), (name = "vault"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The OpenAPI document as pretty JSON.
+pub fn document() -> String {
+    let mut doc = ApiDoc::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    doc.to_pretty_json().unwrap_or_default()
+}

@@ -1,0 +1,87 @@
+//! The HTTP routes. Each handler authenticates (extractor), authorizes (tenant scope),
+//! validates (parses into domain types), calls the store, and maps the result to a DTO.
+
+mod accounts;
+mod audit;
+mod credentials;
+mod devices;
+mod directory;
+mod dto;
+mod health;
+mod keys;
+mod tenants;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::routing::{delete, get, post};
+use latchkey_proto::ProblemCode;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::error::problem_response;
+use crate::state::AppState;
+
+pub(crate) use accounts::*;
+pub(crate) use audit::*;
+pub(crate) use credentials::*;
+pub(crate) use devices::*;
+pub(crate) use directory::*;
+pub(crate) use health::*;
+pub(crate) use keys::*;
+pub(crate) use tenants::*;
+
+/// The whole application router.
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    let api = Router::new()
+        .route("/tenants", get(list_tenants).post(create_tenant))
+        .route("/tenants/{tenant}", get(get_tenant))
+        .route("/tenants/{tenant}/devices", get(list_devices).post(create_device))
+        .route("/tenants/{tenant}/devices/{device_id}", get(get_device).delete(delete_device))
+        .route("/tenants/{tenant}/groups", get(list_groups).post(create_group))
+        .route("/tenants/{tenant}/groups/{group_id}", get(get_group))
+        .route(
+            "/tenants/{tenant}/groups/{group_id}/members",
+            get(list_members).post(add_member).delete(remove_member),
+        )
+        .route("/tenants/{tenant}/users", get(list_users).post(create_user))
+        .route("/tenants/{tenant}/accounts", get(list_accounts).post(create_account))
+        .route("/tenants/{tenant}/accounts/{account_id}", get(get_account))
+        .route(
+            "/tenants/{tenant}/accounts/{account_id}/secret",
+            get(list_secret_versions).put(set_secret),
+        )
+        .route("/tenants/{tenant}/accounts/{account_id}/secret/reveal", post(reveal_secret))
+        .route("/tenants/{tenant}/api-clients", get(list_api_clients).post(create_api_client))
+        .route("/admin-tokens", post(create_admin_token))
+        .route("/audit", get(list_audit))
+        .route("/audit/verify", get(verify_audit))
+        .route("/vault", get(vault_status))
+        .route("/vault/keys", post(add_vault_key))
+        .route("/vault/keys/{key_id}", delete(retire_vault_key))
+        .route("/vault/rewrap", post(rewrap_vault))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/openapi.json", get(openapi_json))
+        .nest("/api/v1", api)
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::track))
+        .fallback(|| async { problem_response(ProblemCode::NotFound, Some("no such route".into())) })
+        .method_not_allowed_fallback(|| async {
+            problem_response(ProblemCode::MethodNotAllowed, Some("method not allowed on this path".into()))
+        })
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static("x-content-type-options"),
+            HeaderValue::from_static("nosniff"),
+        ))
+        .with_state(state)
+}
