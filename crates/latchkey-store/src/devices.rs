@@ -25,8 +25,6 @@ pub struct NewDevice {
 impl Store {
     /// Register a device.
     pub async fn create_device(&self, d: NewDevice, event: NewAuditEvent) -> Result<Device, StoreError> {
-        let id = d.id.clone();
-        let tenant_id = d.tenant_id.clone();
         self.writer
             .change(vec![event], move |conn: &mut AnyConnection| {
                 Box::pin(async move {
@@ -34,8 +32,8 @@ impl Store {
                         "INSERT INTO devices (id, tenant_id, name, name_key, container_dn, os, created_at) \
                          VALUES ($1, $2, $3, $4, $5, $6, $7)",
                     )
-                    .bind(d.id)
-                    .bind(d.tenant_id)
+                    .bind(d.id.clone())
+                    .bind(d.tenant_id.clone())
                     .bind(d.name)
                     .bind(d.name_key)
                     .bind(d.container_dn)
@@ -44,11 +42,21 @@ impl Store {
                     .execute(&mut *conn)
                     .await
                     .map_err(StoreError::db)?;
-                    Ok(())
+                    // Read the row back (with its defaults) in the same transaction: a read after
+                    // the commit could fail and report a stored device as not created.
+                    let row = sqlx::query(
+                        "SELECT id, tenant_id, name, container_dn, os, agent_public_key, enrolled_at, last_seen_at, \
+                         poll_interval_secs, created_at FROM devices WHERE tenant_id = $1 AND id = $2",
+                    )
+                    .bind(d.tenant_id)
+                    .bind(d.id)
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(StoreError::db)?;
+                    device_from_row(&row)
                 })
             })
-            .await?;
-        self.device(&tenant_id, &id).await
+            .await
     }
 
     /// The device with this id in this tenant.

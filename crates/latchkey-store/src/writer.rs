@@ -111,7 +111,10 @@ impl Writer {
             .map_err(|_| StoreError::Unavailable("store is shutting down".into()))
     }
 
+    /// Finish the queue, then close the pool. An empty job is answered after the commit of
+    /// its batch, which holds (or follows) every job queued before it.
     pub(crate) async fn close(&self) {
+        let _ = self.audit(Vec::new()).await;
         self.pool.close().await;
     }
 }

@@ -1,0 +1,9 @@
+//! Integration tests: the real server on port 0 with a fresh database, driven through the
+//! real client. Every case runs on SQLite and on PostgreSQL.
+
+mod bad_input;
+mod flow;
+mod helpers;
+mod tenancy;
+mod tls;
+mod vault;
