@@ -7,6 +7,7 @@ mod error;
 mod extract;
 mod metrics;
 pub mod openapi;
+mod request_id;
 mod routes;
 mod startup;
 mod state;

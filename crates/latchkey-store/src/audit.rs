@@ -105,7 +105,25 @@ impl Store {
                 after = event.seq;
             }
         }
-        Ok(verifier.finish(head))
+        let beyond = sqlx::query("SELECT COUNT(*) AS n FROM audit_events WHERE seq > $1")
+            .bind(head.seq)
+            .fetch_one(&self.read)
+            .await
+            .map_err(StoreError::db)?;
+        let checked = match verifier.finish(head) {
+            Ok(n) => n,
+            Err(brk) => return Ok(Err(brk)),
+        };
+        // Rows past the head were not written by the store (its head moves in the same
+        // transaction); an insert behind its back is a break too. A batch committed while we
+        // walked moves the head as well, so look once more before calling it tampering.
+        if get::<i64>(&beyond, "n")? > 0 && self.audit_head().await?.seq == head.seq {
+            return Ok(Err(ChainBreak {
+                seq: head.seq + 1,
+                problem: "events beyond the chain head (inserted)",
+            }));
+        }
+        Ok(Ok(checked))
     }
 }
 

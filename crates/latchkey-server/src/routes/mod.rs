@@ -77,6 +77,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             problem_response(ProblemCode::MethodNotAllowed, Some("method not allowed on this path".into()))
         })
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::middleware::from_fn(crate::request_id::annotate))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .layer(SetResponseHeaderLayer::if_not_present(

@@ -51,13 +51,22 @@ fn progress(ctx: &Ctx, line: &str) -> Result<(), String> {
 async fn rekey(ctx: &Ctx, batch: i64, retire_old: bool, resume: bool) -> Result<(), String> {
     let status = if resume {
         let s = ctx.client.vault_status().await.map_err(|e| ctx.err(e))?;
-        progress(ctx, &format!("resuming: active key {}, {} remaining", s.active_key_id, s.remaining))?;
+        progress(
+            ctx,
+            &format!(
+                "resuming: active key {}, {} remaining",
+                s.active_key_id, s.remaining
+            ),
+        )?;
         s
     } else {
         let s = ctx.client.add_vault_key().await.map_err(|e| ctx.err(e))?;
         progress(
             ctx,
-            &format!("added key {} (now active), {} to re-wrap", s.active_key_id, s.remaining),
+            &format!(
+                "added key {} (now active), {} to re-wrap",
+                s.active_key_id, s.remaining
+            ),
         )?;
         s
     };
@@ -88,10 +97,20 @@ async fn rekey(ctx: &Ctx, batch: i64, retire_old: bool, resume: bool) -> Result<
         let old: Vec<proto::VaultKey> = status.keys.iter().filter(|k| !k.active).cloned().collect();
         for key in old {
             if key.envelopes > 0 {
-                progress(ctx, &format!("key {} still wraps {} secret versions; not retired", key.id, key.envelopes))?;
+                progress(
+                    ctx,
+                    &format!(
+                        "key {} still wraps {} secret versions; not retired",
+                        key.id, key.envelopes
+                    ),
+                )?;
                 continue;
             }
-            status = ctx.client.retire_vault_key(&key.id).await.map_err(|e| ctx.err(e))?;
+            status = ctx
+                .client
+                .retire_vault_key(&key.id)
+                .await
+                .map_err(|e| ctx.err(e))?;
             progress(ctx, &format!("retired key {}", key.id))?;
         }
     }
@@ -108,5 +127,9 @@ fn print_status(ctx: &Ctx, status: &proto::VaultStatus) -> Result<(), String> {
         .map(|k| vec![k.id.clone(), yes_no(k.active), k.envelopes.to_string()])
         .collect();
     print_table(&["KEY", "ACTIVE", "SECRET VERSIONS"], rows, "no keys")?;
-    outln!("active key: {}; to re-wrap: {}", status.active_key_id, status.remaining)
+    outln!(
+        "active key: {}; to re-wrap: {}",
+        status.active_key_id,
+        status.remaining
+    )
 }

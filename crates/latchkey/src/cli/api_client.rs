@@ -26,12 +26,21 @@ pub async fn run(ctx: &Ctx, tenant: &str, cmd: ApiClientCommand) -> Result<(), S
                 return print_json(&created);
             }
             let c = &created.client;
-            outln!("created API client {} ({}) in tenant {}", c.name, c.id, c.tenant)?;
+            outln!(
+                "created API client {} ({}) in tenant {}",
+                c.name,
+                c.id,
+                c.tenant
+            )?;
             eprintln!("The secret is shown once and not stored by the server; copy it now:");
             outln!("{}", created.secret)
         }
         ApiClientCommand::List => {
-            let list = ctx.client.list_api_clients(tenant).await.map_err(|e| ctx.err(e))?;
+            let list = ctx
+                .client
+                .list_api_clients(tenant)
+                .await
+                .map_err(|e| ctx.err(e))?;
             if ctx.json {
                 return print_json(&list);
             }

@@ -84,7 +84,11 @@ pub async fn run(ctx: &Ctx, tenant: &str, cmd: AuditCommand) -> Result<(), Strin
             loop {
                 let want = limit - events.len() as i64;
                 query.limit = Some(want.min(PAGE));
-                let page = ctx.client.list_audit(&query).await.map_err(|e| ctx.err(e))?;
+                let page = ctx
+                    .client
+                    .list_audit(&query)
+                    .await
+                    .map_err(|e| ctx.err(e))?;
                 let got = page.items.len();
                 events.extend(page.items);
                 let next = page.next.and_then(|n| n.parse::<i64>().ok());
@@ -100,7 +104,10 @@ pub async fn run(ctx: &Ctx, tenant: &str, cmd: AuditCommand) -> Result<(), Strin
                 }
             }
             if ctx.json {
-                return print_json(&proto::ListResponse { items: events, next: None });
+                return print_json(&proto::ListResponse {
+                    items: events,
+                    next: None,
+                });
             }
             let rows = events
                 .into_iter()
@@ -122,7 +129,9 @@ pub async fn run(ctx: &Ctx, tenant: &str, cmd: AuditCommand) -> Result<(), Strin
                 })
                 .collect();
             print_table(
-                &["SEQ", "TIME", "TENANT", "ACTOR", "ACTION", "OBJECT", "OUTCOME", "REASON"],
+                &[
+                    "SEQ", "TIME", "TENANT", "ACTOR", "ACTION", "OBJECT", "OUTCOME", "REASON",
+                ],
                 rows,
                 "no matching audit events",
             )?;
@@ -142,7 +151,9 @@ pub async fn run(ctx: &Ctx, tenant: &str, cmd: AuditCommand) -> Result<(), Strin
                 }
                 return Ok(());
             }
-            let at = v.broken_at.map_or_else(|| "?".to_owned(), |s| s.to_string());
+            let at = v
+                .broken_at
+                .map_or_else(|| "?".to_owned(), |s| s.to_string());
             let problem = v.problem.as_deref().unwrap_or("unknown problem");
             Err(format!("audit chain BROKEN at event {at}: {problem}"))
         }

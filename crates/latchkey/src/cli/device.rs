@@ -56,7 +56,11 @@ pub async fn run(ctx: &Ctx, tenant: &str, cmd: DeviceCommand) -> Result<(), Stri
                 container_dn,
                 os,
             };
-            let d = ctx.client.create_device(tenant, &body).await.map_err(|e| ctx.err(e))?;
+            let d = ctx
+                .client
+                .create_device(tenant, &body)
+                .await
+                .map_err(|e| ctx.err(e))?;
             show(ctx, d)
         }
         DeviceCommand::List { limit } => {
@@ -72,7 +76,9 @@ pub async fn run(ctx: &Ctx, tenant: &str, cmd: DeviceCommand) -> Result<(), Stri
                 items.extend(page.items);
                 match page.next {
                     // A page that brings nothing new would repeat forever.
-                    Some(next) if got > 0 && after.as_deref() != Some(next.as_str()) => after = Some(next),
+                    Some(next) if got > 0 && after.as_deref() != Some(next.as_str()) => {
+                        after = Some(next)
+                    }
                     _ => break,
                 }
             }
@@ -98,11 +104,18 @@ pub async fn run(ctx: &Ctx, tenant: &str, cmd: DeviceCommand) -> Result<(), Stri
             )
         }
         DeviceCommand::Show { id } => {
-            let d = ctx.client.device(tenant, &id).await.map_err(|e| ctx.err(e))?;
+            let d = ctx
+                .client
+                .device(tenant, &id)
+                .await
+                .map_err(|e| ctx.err(e))?;
             show(ctx, d)
         }
         DeviceCommand::Remove { id } => {
-            ctx.client.delete_device(tenant, &id).await.map_err(|e| ctx.err(e))?;
+            ctx.client
+                .delete_device(tenant, &id)
+                .await
+                .map_err(|e| ctx.err(e))?;
             if ctx.json {
                 return print_json(&serde_json::json!({ "deviceId": id, "removed": true }));
             }

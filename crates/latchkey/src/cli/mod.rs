@@ -39,10 +39,23 @@ pub struct Connection {
     /// Admin API token (prefer the environment variable: arguments are visible to other
     /// local users). When absent, read from $LATCHKEY_DATA_DIR/admin-token or
     /// ./latchkey-data/admin-token if that file exists.
-    #[arg(long, global = true, help_heading = "Connection", env = "LATCHKEY_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Connection",
+        env = "LATCHKEY_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
     pub token: Option<String>,
     /// PEM file of the CA certificate(s) to trust for an https:// URL.
-    #[arg(long, global = true, help_heading = "Connection", env = "LATCHKEY_CA_CERT", value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Connection",
+        env = "LATCHKEY_CA_CERT",
+        value_name = "FILE"
+    )]
     pub ca_cert: Option<PathBuf>,
     /// Print the server's JSON instead of a table.
     #[arg(long, global = true, help_heading = "Connection")]
@@ -53,7 +66,14 @@ pub struct Connection {
 #[derive(Debug, Args)]
 pub struct TenantArg {
     /// Tenant slug.
-    #[arg(long, global = true, help_heading = "Connection", env = "LATCHKEY_TENANT", default_value = "default", value_name = "SLUG")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Connection",
+        env = "LATCHKEY_TENANT",
+        default_value = "default",
+        value_name = "SLUG"
+    )]
     pub tenant: String,
 }
 
@@ -146,15 +166,25 @@ pub async fn run(cmd: ClientCommand) -> Result<(), String> {
     match cmd {
         ClientCommand::Health { conn } => health(&Ctx::connect(conn, false)?).await,
         ClientCommand::Tenant { conn, cmd } => tenant::run(&Ctx::connect(conn, true)?, cmd).await,
-        ClientCommand::Device { conn, tenant, cmd } => device::run(&Ctx::connect(conn, true)?, &tenant.tenant, cmd).await,
-        ClientCommand::Group { conn, tenant, cmd } => group::run(&Ctx::connect(conn, true)?, &tenant.tenant, cmd).await,
-        ClientCommand::User { conn, tenant, cmd } => user::run(&Ctx::connect(conn, true)?, &tenant.tenant, cmd).await,
-        ClientCommand::Account { conn, tenant, cmd } => account::run(&Ctx::connect(conn, true)?, &tenant.tenant, cmd).await,
+        ClientCommand::Device { conn, tenant, cmd } => {
+            device::run(&Ctx::connect(conn, true)?, &tenant.tenant, cmd).await
+        }
+        ClientCommand::Group { conn, tenant, cmd } => {
+            group::run(&Ctx::connect(conn, true)?, &tenant.tenant, cmd).await
+        }
+        ClientCommand::User { conn, tenant, cmd } => {
+            user::run(&Ctx::connect(conn, true)?, &tenant.tenant, cmd).await
+        }
+        ClientCommand::Account { conn, tenant, cmd } => {
+            account::run(&Ctx::connect(conn, true)?, &tenant.tenant, cmd).await
+        }
         ClientCommand::ApiClient { conn, tenant, cmd } => {
             api_client::run(&Ctx::connect(conn, true)?, &tenant.tenant, cmd).await
         }
         ClientCommand::Token { conn, cmd } => token::run(&Ctx::connect(conn, true)?, cmd).await,
-        ClientCommand::Audit { conn, tenant, cmd } => audit::run(&Ctx::connect(conn, true)?, &tenant.tenant, cmd).await,
+        ClientCommand::Audit { conn, tenant, cmd } => {
+            audit::run(&Ctx::connect(conn, true)?, &tenant.tenant, cmd).await
+        }
         ClientCommand::Admin { conn, cmd } => admin::run(&Ctx::connect(conn, true)?, cmd).await,
     }
 }
@@ -190,13 +220,18 @@ impl Ctx {
     /// A client for the connection options; with `auth`, find the token (flag, variable, or
     /// the data directory's `admin-token` file).
     fn connect(conn: Connection, auth: bool) -> Result<Self, String> {
-        let (token, token_source) = if auth { resolve_token(conn.token)? } else { (None, TokenSource::None) };
-        let ca = match &conn.ca_cert {
-            Some(path) => Some(
-                std::fs::read(path).map_err(|e| format!("cannot read the CA certificate {}: {e}", path.display()))?,
-            ),
-            None => None,
+        let (token, token_source) = if auth {
+            resolve_token(conn.token)?
+        } else {
+            (None, TokenSource::None)
         };
+        let ca =
+            match &conn.ca_cert {
+                Some(path) => Some(std::fs::read(path).map_err(|e| {
+                    format!("cannot read the CA certificate {}: {e}", path.display())
+                })?),
+                None => None,
+            };
         let client = Client::builder(&conn.url, token, ca.as_deref()).map_err(|e| describe(&e))?;
         Ok(Self {
             client,
@@ -214,7 +249,9 @@ impl Ctx {
         }
         match &self.token_source {
             TokenSource::Given => format!("{message} (check --token / LATCHKEY_TOKEN)"),
-            TokenSource::File(path) => format!("{message} (the token was read from {})", path.display()),
+            TokenSource::File(path) => {
+                format!("{message} (the token was read from {})", path.display())
+            }
             TokenSource::None => format!(
                 "{message}: no admin token given; pass --token, set LATCHKEY_TOKEN, or set LATCHKEY_DATA_DIR \
                  to the server's data directory (its admin-token file holds the first token)"
@@ -232,7 +269,9 @@ fn describe(e: &ClientError) -> String {
                 s.push_str(": ");
                 s.push_str(d);
             }
-            if let (ProblemCode::Internal | ProblemCode::Unavailable, Some(id)) = (problem.code, &problem.request_id) {
+            if let (ProblemCode::Internal | ProblemCode::Unavailable, Some(id)) =
+                (problem.code, &problem.request_id)
+            {
                 s.push_str(&format!(" (request id {id})"));
             }
             s
@@ -269,6 +308,9 @@ fn resolve_token(given: Option<String>) -> Result<(Option<String>, TokenSource),
             Ok((Some(t.to_owned()), TokenSource::File(path)))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((None, TokenSource::None)),
-        Err(e) => Err(format!("cannot read the admin token from {}: {e}", path.display())),
+        Err(e) => Err(format!(
+            "cannot read the admin token from {}: {e}",
+            path.display()
+        )),
     }
 }

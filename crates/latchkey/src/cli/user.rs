@@ -33,7 +33,11 @@ pub async fn run(ctx: &Ctx, tenant: &str, cmd: UserCommand) -> Result<(), String
                 display_name,
                 email,
             };
-            let u = ctx.client.create_user(tenant, &body).await.map_err(|e| ctx.err(e))?;
+            let u = ctx
+                .client
+                .create_user(tenant, &body)
+                .await
+                .map_err(|e| ctx.err(e))?;
             if ctx.json {
                 return print_json(&u);
             }
@@ -47,7 +51,11 @@ pub async fn run(ctx: &Ctx, tenant: &str, cmd: UserCommand) -> Result<(), String
             ])
         }
         UserCommand::List => {
-            let list = ctx.client.list_users(tenant).await.map_err(|e| ctx.err(e))?;
+            let list = ctx
+                .client
+                .list_users(tenant)
+                .await
+                .map_err(|e| ctx.err(e))?;
             if ctx.json {
                 return print_json(&list);
             }

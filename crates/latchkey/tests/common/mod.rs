@@ -1,7 +1,9 @@
 //! A real `latchkey serve` on a free port with a temporary data directory, and helpers to
 //! run the CLI against it.
 
-#![allow(dead_code)]
+// Test code: helpers outside `#[test]` functions fail loudly too; not every test binary
+// uses every helper.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -39,6 +41,8 @@ pub struct Server {
     pub token: String,
     /// An empty directory the CLI runs in (so no `./latchkey-data` is found by accident).
     pub work_dir: PathBuf,
+    /// With TLS: the PEM certificate the server presents (self-signed, for 127.0.0.1).
+    pub ca_cert: Option<PathBuf>,
     tmp: tempfile::TempDir,
 }
 
@@ -59,7 +63,8 @@ impl Out {
 
     /// stdout parsed as JSON.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:#?}"))
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:#?}"))
     }
 }
 
@@ -69,9 +74,13 @@ fn free_port() -> u16 {
 }
 
 fn healthz(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
     let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    if s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").is_err() {
+    if s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
         return false;
     }
     let mut buf = String::new();
@@ -80,17 +89,34 @@ fn healthz(port: u16) -> bool {
 }
 
 impl Server {
+    /// A server on plain HTTP.
     pub fn start() -> Server {
+        Self::start_with(false)
+    }
+
+    /// A server on HTTPS with a self-signed certificate for 127.0.0.1 (see `ca_cert`).
+    pub fn start_tls() -> Server {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Server {
         let tmp = tempfile::tempdir().expect("tempdir");
         let data_dir = tmp.path().join("latchkey-data");
         let work_dir = tmp.path().join("work");
         std::fs::create_dir_all(&work_dir).expect("work dir");
+        let ca_cert = tls.then(|| {
+            let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).expect("certificate");
+            std::fs::write(tmp.path().join("cert.pem"), cert.cert.pem()).expect("write cert");
+            std::fs::write(tmp.path().join("key.pem"), cert.key_pair.serialize_pem()).expect("write key");
+            tmp.path().join("cert.pem")
+        });
         let mut server = Server {
             child: None,
             url: String::new(),
             data_dir,
             token: String::new(),
             work_dir,
+            ca_cert,
             tmp,
         };
         server.boot();
@@ -98,7 +124,11 @@ impl Server {
             .expect("admin-token written on first start")
             .trim()
             .to_owned();
-        assert!(server.token.starts_with("lk_admin"), "unexpected token {:?}", server.token);
+        assert!(
+            server.token.starts_with("lk_admin"),
+            "unexpected token {:?}",
+            server.token
+        );
         server
     }
 
@@ -108,13 +138,22 @@ impl Server {
         let log_path = self.tmp.path().join("serve.log");
         for _ in 0..5 {
             let port = free_port();
-            let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).expect("log file");
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log_path)
+                .expect("log file");
             let mut cmd = Command::new(BIN);
             for v in VARS {
                 cmd.env_remove(v);
             }
             let mut child = cmd
-                .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+                .args([
+                    "serve",
+                    "--listen",
+                    &format!("127.0.0.1:{port}"),
+                    "--data-dir",
+                ])
                 .arg(&self.data_dir)
                 .env("LATCHKEY_LOG", "warn")
                 .current_dir(self.tmp.path())
@@ -124,10 +163,12 @@ impl Server {
                 .spawn()
                 .expect("spawn latchkey serve");
             let deadline = Instant::now() + Duration::from_secs(60);
+            let scheme = if self.ca_cert.is_some() { "https" } else { "http" };
+            let url = format!("{scheme}://127.0.0.1:{port}");
             loop {
-                if healthz(port) {
+                if self.is_up(port, &url) {
                     self.child = Some(child);
-                    self.url = format!("http://127.0.0.1:{port}");
+                    self.url = url;
                     return;
                 }
                 if child.try_wait().expect("try_wait").is_some() || Instant::now() > deadline {
@@ -142,6 +183,21 @@ impl Server {
             "latchkey serve did not come up; log:\n{}",
             std::fs::read_to_string(&log_path).unwrap_or_default()
         );
+    }
+
+    /// `/healthz` answers: a raw HTTP request, or `latchkey health` over HTTPS.
+    fn is_up(&self, port: u16, url: &str) -> bool {
+        match &self.ca_cert {
+            None => healthz(port),
+            Some(ca) => {
+                let mut cmd = Command::new(BIN);
+                for v in VARS {
+                    cmd.env_remove(v);
+                }
+                cmd.args(["health", "--url", url, "--ca-cert"]).arg(ca);
+                exec(cmd, None).code == 0
+            }
+        }
     }
 
     /// Stop the server (the data directory stays).
@@ -169,7 +225,8 @@ impl Server {
         for v in VARS {
             cmd.env_remove(v);
         }
-        cmd.env("LATCHKEY_URL", &self.url).current_dir(&self.work_dir);
+        cmd.env("LATCHKEY_URL", &self.url)
+            .current_dir(&self.work_dir);
         cmd
     }
 
@@ -210,9 +267,13 @@ impl Drop for Server {
 
 /// Run a prepared command to the end.
 pub fn exec(mut cmd: Command, input: Option<&str>) -> Out {
-    cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.stdin(if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn latchkey");
     if let Some(text) = input {
         let mut stdin = child.stdin.take().expect("stdin");
