@@ -145,6 +145,7 @@ conformance! {
     tamper_edited_event => tamper_edited_event_sqlite, tamper_edited_event_postgres;
     tamper_deleted_middle_event => tamper_deleted_middle_event_sqlite, tamper_deleted_middle_event_postgres;
     tamper_truncated_tail => tamper_truncated_tail_sqlite, tamper_truncated_tail_postgres;
+    tamper_inserted_beyond_head => tamper_inserted_beyond_head_sqlite, tamper_inserted_beyond_head_postgres;
     long_chain_verifies_across_pages => long_chain_verifies_across_pages_sqlite, long_chain_verifies_across_pages_postgres;
     concurrent_opens => concurrent_opens_sqlite, concurrent_opens_postgres;
     failed_commit_keeps_nothing => failed_commit_keeps_nothing_sqlite, failed_commit_keeps_nothing_postgres;
@@ -1891,6 +1892,20 @@ async fn tamper_truncated_tail(db: Db) {
     );
     let brk = chain_break(&store).await;
     assert_eq!(brk.seq, 5, "{brk}");
+}
+
+async fn tamper_inserted_beyond_head(db: Db) {
+    let store = five_events(&db).await;
+    assert_eq!(
+        db.raw_execute(
+            "INSERT INTO audit_events (seq, at, actor, action, object_type, outcome, details, prev_hash, hash) \
+             SELECT 6, at, 'mallory', action, object_type, outcome, details, hash, hash FROM audit_events WHERE seq = 5"
+        )
+        .await,
+        1
+    );
+    let brk = chain_break(&store).await;
+    assert_eq!(brk.seq, 6, "{brk}");
 }
 
 /// More events than one verification page (2000) and one INSERT statement (32 rows): the chain

@@ -590,3 +590,42 @@ fn unreachable_server_is_reported() {
         "{out:#?}"
     );
 }
+
+#[test]
+fn https_needs_the_ca_certificate() {
+    let s = Server::start_tls();
+    assert!(s.url.starts_with("https://"));
+    let ca = s.ca_cert.clone().expect("CA certificate");
+
+    // Trusted through the variable: health and an authenticated call.
+    let mut cmd = s.command();
+    cmd.env("LATCHKEY_CA_CERT", &ca).arg("health");
+    let out = exec(cmd, None).ok();
+    assert!(out.stdout.contains("ready"), "{out:#?}");
+    let mut cmd = s.command();
+    cmd.args(["device", "add", "tls-host", "--ca-cert"])
+        .arg(&ca);
+    exec(cmd, None).ok();
+
+    // Not trusted: the connection is refused, and the message says why.
+    let out = s.run(&["device", "list"]);
+    assert_eq!(out.code, 1, "{out:#?}");
+    assert!(
+        out.stderr.starts_with("error: cannot reach the server"),
+        "{out:#?}"
+    );
+    assert!(
+        out.stderr.to_lowercase().contains("certificate"),
+        "{out:#?}"
+    );
+
+    let mut cmd = s.command();
+    cmd.args(["device", "list", "--ca-cert", "/nonexistent/ca.pem"]);
+    let out = exec(cmd, None);
+    assert_eq!(out.code, 1, "{out:#?}");
+    assert!(
+        out.stderr
+            .starts_with("error: cannot read the CA certificate /nonexistent/ca.pem"),
+        "{out:#?}"
+    );
+}

@@ -105,9 +105,11 @@ impl Server {
         let work_dir = tmp.path().join("work");
         std::fs::create_dir_all(&work_dir).expect("work dir");
         let ca_cert = tls.then(|| {
-            let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).expect("certificate");
+            let cert =
+                rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).expect("certificate");
             std::fs::write(tmp.path().join("cert.pem"), cert.cert.pem()).expect("write cert");
-            std::fs::write(tmp.path().join("key.pem"), cert.key_pair.serialize_pem()).expect("write key");
+            std::fs::write(tmp.path().join("key.pem"), cert.key_pair.serialize_pem())
+                .expect("write key");
             tmp.path().join("cert.pem")
         });
         let mut server = Server {
@@ -163,7 +165,11 @@ impl Server {
                 .spawn()
                 .expect("spawn latchkey serve");
             let deadline = Instant::now() + Duration::from_secs(60);
-            let scheme = if self.ca_cert.is_some() { "https" } else { "http" };
+            let scheme = if self.ca_cert.is_some() {
+                "https"
+            } else {
+                "http"
+            };
             let url = format!("{scheme}://127.0.0.1:{port}");
             loop {
                 if self.is_up(port, &url) {
