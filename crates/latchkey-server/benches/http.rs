@@ -388,12 +388,14 @@ async fn run_scenario(
 // ---------------------------------------------------------------------------------------------
 // CPU time per thread group, from /proc (Linux only; empty elsewhere).
 
-/// CPU ticks per thread id, with the thread's name.
-struct CpuSnapshot(BTreeMap<u32, (String, u64)>);
+/// CPU ticks (user, system) per thread id, with the thread's name.
+struct CpuSnapshot(BTreeMap<u32, (String, u64, u64)>);
 
-/// CPU seconds per thread group and of the busiest single thread over a window.
+/// CPU seconds (user + system) per thread group, of which system, and of the busiest single
+/// thread over a window.
 struct CpuDelta {
     groups: BTreeMap<String, f64>,
+    system: f64,
     busiest: Option<(String, f64)>,
 }
 
@@ -415,8 +417,7 @@ impl CpuSnapshot {
             let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
             // After the comm: state is field 3, utime 14, stime 15 (1-based, whole line).
             let (Some(utime), Some(stime)) = (fields.get(11), fields.get(12)) else { continue };
-            let ticks = utime.parse::<u64>().unwrap_or(0) + stime.parse::<u64>().unwrap_or(0);
-            map.insert(tid, (comm, ticks));
+            map.insert(tid, (comm, utime.parse().unwrap_or(0), stime.parse().unwrap_or(0)));
         }
         Self(map)
     }
@@ -424,9 +425,12 @@ impl CpuSnapshot {
     fn since(&self, before: &CpuSnapshot) -> CpuDelta {
         let mut groups: BTreeMap<String, f64> = BTreeMap::new();
         let mut busiest: Option<(String, f64)> = None;
-        for (tid, (comm, ticks)) in &self.0 {
-            let prev = before.0.get(tid).map(|(_, t)| *t).unwrap_or(0);
-            let secs = ticks.saturating_sub(prev) as f64 / clock_ticks_per_sec();
+        let mut system = 0.0;
+        for (tid, (comm, user, sys)) in &self.0 {
+            let (prev_user, prev_sys) = before.0.get(tid).map(|(_, u, s)| (*u, *s)).unwrap_or((0, 0));
+            let sys_secs = sys.saturating_sub(prev_sys) as f64 / clock_ticks_per_sec();
+            system += sys_secs;
+            let secs = user.saturating_sub(prev_user) as f64 / clock_ticks_per_sec() + sys_secs;
             if secs <= 0.0 {
                 continue;
             }
@@ -436,7 +440,7 @@ impl CpuSnapshot {
                 busiest = Some((format!("{comm} (tid {tid})"), secs));
             }
         }
-        CpuDelta { groups, busiest }
+        CpuDelta { groups, system, busiest }
     }
 }
 
@@ -708,11 +712,12 @@ async fn run(settings: &Settings, load: &tokio::runtime::Handle) -> ExitCode {
         parts.sort_by(|a, b| b.1.total_cmp(&a.1));
         let parts: Vec<String> = parts.iter().map(|(g, s)| format!("{g} {:.1}", per_req(*s))).collect();
         println!(
-            "  {:<30} c={:<3} {:>6.1} µs/req ({:.2} cores): {}",
+            "  {:<30} c={:<3} {:>6.1} µs/req ({:.2} cores, {:.0}% system): {}",
             r.kind.name(),
             r.concurrency,
             per_req(total),
             total / settings.measure.as_secs_f64(),
+            if total > 0.0 { 100.0 * r.cpu.system / total } else { 0.0 },
             parts.join(", ")
         );
         if let Some((name, secs)) = &r.cpu.busiest {

@@ -52,7 +52,6 @@ impl Admin {
     pub async fn tenant(&self, state: &AppState, slug: &str) -> Result<Tenant, ApiError> {
         let slug = TenantSlug::parse(slug).map_err(|_| ApiError::not_found("tenant"))?;
         let tenant = state
-            .store()
             .tenant_by_slug(slug.as_str())
             .await
             .map_err(|e| ApiError::store("tenant", e))?;

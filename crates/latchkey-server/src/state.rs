@@ -1,7 +1,11 @@
 //! What every request handler shares.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use latchkey_core::model::Tenant;
+use latchkey_store::StoreError;
 
 use latchkey_core::Clock;
 use latchkey_crypto::Keyring;
@@ -19,6 +23,8 @@ struct Inner {
     key_file: PathBuf,
     clock: Arc<dyn Clock>,
     metrics: Metrics,
+    /// Tenants by slug. Tenants are never renamed or deleted, so an entry never goes stale.
+    tenants: RwLock<HashMap<String, Tenant>>,
 }
 
 impl AppState {
@@ -29,6 +35,7 @@ impl AppState {
             key_file,
             clock,
             metrics,
+            tenants: RwLock::new(HashMap::new()),
         }))
     }
 
@@ -46,6 +53,20 @@ impl AppState {
 
     pub fn key_file(&self) -> &PathBuf {
         &self.0.key_file
+    }
+
+    /// The tenant with this slug, from memory after the first lookup.
+    pub async fn tenant_by_slug(&self, slug: &str) -> Result<Tenant, StoreError> {
+        if let Some(t) = self.0.tenants.read().unwrap_or_else(|e| e.into_inner()).get(slug) {
+            return Ok(t.clone());
+        }
+        let tenant = self.0.store.tenant_by_slug(slug).await?;
+        self.0
+            .tenants
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(slug.to_owned(), tenant.clone());
+        Ok(tenant)
     }
 
     /// The keyring, shared with closures that seal inside the store's transaction.

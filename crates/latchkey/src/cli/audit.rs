@@ -136,7 +136,9 @@ pub async fn run(ctx: &Ctx, tenant: &str, cmd: AuditCommand) -> Result<(), Strin
                 "no matching audit events",
             )?;
             if more {
-                eprintln!("(more events match; raise --limit or narrow with --since)");
+                eprintln!(
+                    "(stopped at --limit {limit}; more events may match: raise --limit or narrow with --since)"
+                );
             }
             Ok(())
         }

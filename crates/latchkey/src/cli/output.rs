@@ -31,9 +31,11 @@ pub fn write_line(args: fmt::Arguments<'_>) -> Result<(), String> {
 
 /// Pretty JSON of a wire value.
 pub fn print_json<T: Serialize + ?Sized>(value: &T) -> Result<(), String> {
-    let text =
-        serde_json::to_string_pretty(value).map_err(|e| format!("cannot encode JSON: {e}"))?;
-    outln!("{text}")
+    // The JSON may carry a revealed secret: wipe the buffer after printing.
+    let text = zeroize::Zeroizing::new(
+        serde_json::to_string_pretty(value).map_err(|e| format!("cannot encode JSON: {e}"))?,
+    );
+    outln!("{}", text.as_str())
 }
 
 /// A table with a header row, or `empty` when there are no rows.

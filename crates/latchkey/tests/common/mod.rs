@@ -149,14 +149,20 @@ impl Server {
             for v in VARS {
                 cmd.env_remove(v);
             }
+            cmd.args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+            ])
+            .arg(&self.data_dir);
+            if self.ca_cert.is_some() {
+                cmd.arg("--tls-cert")
+                    .arg(self.tmp.path().join("cert.pem"))
+                    .arg("--tls-key")
+                    .arg(self.tmp.path().join("key.pem"));
+            }
             let mut child = cmd
-                .args([
-                    "serve",
-                    "--listen",
-                    &format!("127.0.0.1:{port}"),
-                    "--data-dir",
-                ])
-                .arg(&self.data_dir)
                 .env("LATCHKEY_LOG", "warn")
                 .current_dir(self.tmp.path())
                 .stdin(Stdio::null())
