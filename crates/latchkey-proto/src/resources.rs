@@ -224,13 +224,21 @@ pub struct ApiClient {
     pub created_at: OffsetDateTime,
 }
 
-/// A new API client with its secret, shown once.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+/// A new API client with its secret, shown once. Debug output is redacted; the secret is
+/// zeroized when dropped.
+#[derive(Clone, Serialize, Deserialize, ToSchema, zeroize::ZeroizeOnDrop)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiClientCreated {
+    #[zeroize(skip)]
     pub client: ApiClient,
     /// Shown once; the server keeps only a keyed hash.
     pub secret: String,
+}
+
+impl std::fmt::Debug for ApiClientCreated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiClientCreated").field("client", &self.client).finish_non_exhaustive()
+    }
 }
 
 /// Create an admin API token.
@@ -246,18 +254,32 @@ pub struct AdminTokenCreate {
     pub expires_in_seconds: Option<i64>,
 }
 
-/// A new admin token, shown once.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+/// A new admin token, shown once. Debug output is redacted; the token is zeroized when dropped.
+#[derive(Clone, Serialize, Deserialize, ToSchema, zeroize::ZeroizeOnDrop)]
 #[serde(rename_all = "camelCase")]
 pub struct AdminTokenCreated {
+    #[zeroize(skip)]
     pub id: String,
+    #[zeroize(skip)]
     pub name: String,
+    #[zeroize(skip)]
     pub tenant: Option<String>,
     /// Shown once; the server keeps only a keyed hash.
     pub token: String,
     #[serde(with = "time::serde::rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[zeroize(skip)]
     pub expires_at: Option<OffsetDateTime>,
+}
+
+impl std::fmt::Debug for AdminTokenCreated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminTokenCreated")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("tenant", &self.tenant)
+            .finish_non_exhaustive()
+    }
 }
 
 /// An audit event.

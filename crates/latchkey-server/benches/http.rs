@@ -27,17 +27,19 @@
 //! * `LATCHKEY_BENCH_CLIENT` `hyper` (default) or `reqwest`;
 //! * `LATCHKEY_BENCH_LOADGEN` `shared` (default) or `separate` (see below).
 //!
-//! Design choices (measured on the 2-core development machine, SQLite, concurrency 32, where
-//! client and server compete for the same two cores):
-//! * Load client: one raw `hyper::client::conn::http1` connection per worker. It costs about
-//!   half the CPU per request of a per-worker `reqwest::Client` (pool, timeouts, URL parsing,
-//!   header maps), which leaves that CPU to the server: `healthz` at concurrency 32 went from
-//!   ~13.7k to ~20.8k req/s, `reveal` from ~3.8k to ~4.2k req/s. `LATCHKEY_BENCH_CLIENT=reqwest`
-//!   keeps the comparison reproducible.
+//! Design choices (measured on the 2-core development machine, SQLite, 5 s runs; client and
+//! server compete for the same two cores, so the client's CPU cost lowers the figures):
+//! * Load client: one raw `hyper::client::conn::http1` connection per worker (hyper and
+//!   hyper-util are dev-dependencies for this). A per-worker `reqwest::Client` (pool, timeouts,
+//!   URL parsing, header maps) cost ~59 µs of process CPU per `/healthz` request against
+//!   ~36 µs with raw hyper: `healthz` at concurrency 32 measured 26.4k req/s with reqwest and
+//!   48.7k with hyper (16.5k and 25.2k at concurrency 1); `reveal` 5.1k and 5.5k.
+//!   `LATCHKEY_BENCH_CLIENT=reqwest` keeps the comparison reproducible.
 //! * Runtime: the load generator runs on the server's own tokio runtime (multi-thread,
-//!   2 workers). A separate 2-thread runtime for the load made `healthz` slower (~16.0k vs
-//!   ~20.8k req/s: four busy threads on two cores, more context switches and cross-thread
-//!   wake-ups) and `reveal` no faster, so `shared` is the default;
+//!   2 workers). A separate 2-thread runtime for the load was worse everywhere (`healthz`
+//!   28.9k req/s at concurrency 32 and 8.2k at 1, `reveal` 3.3k at 32): four runtime threads
+//!   on two cores add cross-thread wake-ups and context switches on every request, while
+//!   within one runtime a response usually wakes the client task on the same worker.
 //!   `LATCHKEY_BENCH_LOADGEN=separate` runs the other layout.
 //!
 //! After the table the run prints the process CPU time per request by thread group (tokio
@@ -388,8 +390,9 @@ async fn run_scenario(
 // ---------------------------------------------------------------------------------------------
 // CPU time per thread group, from /proc (Linux only; empty elsewhere).
 
-/// CPU ticks (user, system) per thread id, with the thread's name.
-struct CpuSnapshot(BTreeMap<u32, (String, u64, u64)>);
+/// CPU ticks (user, system) per thread id, with the thread's name, and the busy ticks of the
+/// whole machine (all CPUs).
+struct CpuSnapshot(BTreeMap<u32, (String, u64, u64)>, u64);
 
 /// CPU seconds (user + system) per thread group, of which system, and of the busiest single
 /// thread over a window.
@@ -397,6 +400,8 @@ struct CpuDelta {
     groups: BTreeMap<String, f64>,
     system: f64,
     busiest: Option<(String, f64)>,
+    /// CPU seconds that other processes (and the kernel outside this process) used.
+    others: f64,
 }
 
 fn clock_ticks_per_sec() -> f64 {
@@ -407,7 +412,16 @@ fn clock_ticks_per_sec() -> f64 {
 impl CpuSnapshot {
     fn take() -> Self {
         let mut map = BTreeMap::new();
-        let Ok(dir) = std::fs::read_dir("/proc/self/task") else { return Self(map) };
+        // The first line of /proc/stat: `cpu user nice system idle iowait irq softirq steal ...`.
+        let machine = std::fs::read_to_string("/proc/stat")
+            .ok()
+            .and_then(|s| s.lines().next().map(str::to_owned))
+            .map(|l| {
+                let f: Vec<u64> = l.split_whitespace().skip(1).map(|v| v.parse().unwrap_or(0)).collect();
+                [0, 1, 2, 5, 6, 7].iter().map(|&i| f.get(i).copied().unwrap_or(0)).sum()
+            })
+            .unwrap_or(0);
+        let Ok(dir) = std::fs::read_dir("/proc/self/task") else { return Self(map, machine) };
         for entry in dir.flatten() {
             let Some(tid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
             let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
@@ -419,7 +433,7 @@ impl CpuSnapshot {
             let (Some(utime), Some(stime)) = (fields.get(11), fields.get(12)) else { continue };
             map.insert(tid, (comm, utime.parse().unwrap_or(0), stime.parse().unwrap_or(0)));
         }
-        Self(map)
+        Self(map, machine)
     }
 
     fn since(&self, before: &CpuSnapshot) -> CpuDelta {
@@ -440,7 +454,14 @@ impl CpuSnapshot {
                 busiest = Some((format!("{comm} (tid {tid})"), secs));
             }
         }
-        CpuDelta { groups, system, busiest }
+        let own: f64 = groups.values().sum();
+        let machine = self.1.saturating_sub(before.1) as f64 / clock_ticks_per_sec();
+        CpuDelta {
+            groups,
+            system,
+            busiest,
+            others: (machine - own).max(0.0),
+        }
     }
 }
 
@@ -721,8 +742,26 @@ async fn run(settings: &Settings, load: &tokio::runtime::Handle) -> ExitCode {
             parts.join(", ")
         );
         if let Some((name, secs)) = &r.cpu.busiest {
-            println!("  {:<30}       busiest thread: {name} {:.2} cores", "", secs / settings.measure.as_secs_f64());
+            println!(
+                "  {:<30}       busiest thread: {name} {:.2} cores; other processes{}: {:.2} cores",
+                "",
+                secs / settings.measure.as_secs_f64(),
+                if settings.pg_url.is_some() { " (PostgreSQL included)" } else { "" },
+                r.cpu.others / settings.measure.as_secs_f64()
+            );
         }
+    }
+
+    // Other load on the machine skews the figures: say so.
+    let disturbed: Vec<String> = results
+        .iter()
+        .filter(|r| r.cpu.others / settings.measure.as_secs_f64() > 0.2)
+        .map(|r| format!("{} c={} ({:.2} cores)", r.kind.name(), r.concurrency, r.cpu.others / settings.measure.as_secs_f64()))
+        .collect();
+    // With PostgreSQL on this machine its server is one of the other processes.
+    if !disturbed.is_empty() && settings.pg_url.is_none() {
+        println!();
+        println!("WARNING: other processes used CPU during: {}; rerun on an idle machine", disturbed.join(", "));
     }
 
     // Errors, loudly.
