@@ -88,7 +88,7 @@ impl FromRequestParts<AppState> for Admin {
             .filter(|t| t.starts_with(ADMIN_TOKEN_PREFIX) && t.len() <= 200)
             .ok_or_else(ApiError::unauthenticated)?;
         let hash = state.keyring().keyed_hash(ADMIN_TOKEN_LABEL, token.as_bytes());
-        match state.store().admin_token_by_hash(&hash, state.clock().now()).await {
+        match state.admin_token(&hash).await {
             Ok(t) => Ok(Admin {
                 token_id: t.id,
                 tenant_id: t.tenant_id,

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use latchkey_core::model::Tenant;
+use latchkey_core::model::{AdminToken, Tenant};
 use latchkey_store::StoreError;
 
 use latchkey_core::Clock;
@@ -25,7 +25,16 @@ struct Inner {
     metrics: Metrics,
     /// Tenants by slug. Tenants are never renamed or deleted, so an entry never goes stale.
     tenants: RwLock<HashMap<String, Tenant>>,
+    /// Admin tokens by keyed hash, each with when it was read from the store.
+    tokens: RwLock<HashMap<[u8; 32], (AdminToken, std::time::Instant)>>,
 }
+
+/// How long a token read from the store is trusted without reading it again: a token revoked
+/// in the store (by this or another server) stops working within this time. Expiry is checked
+/// on every request.
+const TOKEN_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+/// Entries kept at most; the cache is emptied when full.
+const TOKEN_CACHE_MAX: usize = 10_000;
 
 impl AppState {
     pub fn new(store: Store, keyring: Keyring, key_file: PathBuf, clock: Arc<dyn Clock>, metrics: Metrics) -> Self {
@@ -36,6 +45,7 @@ impl AppState {
             clock,
             metrics,
             tenants: RwLock::new(HashMap::new()),
+            tokens: RwLock::new(HashMap::new()),
         }))
     }
 
@@ -67,6 +77,32 @@ impl AppState {
             .unwrap_or_else(|e| e.into_inner())
             .insert(slug.to_owned(), tenant.clone());
         Ok(tenant)
+    }
+
+    /// The live admin token with this keyed hash. Unknown tokens always go to the store.
+    pub async fn admin_token(&self, hash: &[u8; 32]) -> Result<AdminToken, StoreError> {
+        let now = self.clock().now();
+        let cached = self
+            .0
+            .tokens
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(hash)
+            .filter(|(_, at)| at.elapsed() < TOKEN_CACHE_TTL)
+            .map(|(t, _)| t.clone());
+        if let Some(t) = cached {
+            return match t.expires_at {
+                Some(exp) if exp <= now => Err(StoreError::NotFound),
+                _ => Ok(t),
+            };
+        }
+        let token = self.0.store.admin_token_by_hash(hash, now).await?;
+        let mut tokens = self.0.tokens.write().unwrap_or_else(|e| e.into_inner());
+        if tokens.len() >= TOKEN_CACHE_MAX {
+            tokens.clear();
+        }
+        tokens.insert(*hash, (token.clone(), std::time::Instant::now()));
+        Ok(token)
     }
 
     /// The keyring, shared with closures that seal inside the store's transaction.

@@ -3,8 +3,14 @@
 use latchkey_core::clock::to_millis;
 use latchkey_core::model::{Account, AccountKind, SecretState, SecretVersion};
 use latchkey_core::NewAuditEvent;
+use std::collections::HashMap;
+
+use latchkey_core::Outcome;
 use sqlx::any::AnyRow;
-use sqlx::AnyConnection;
+use sqlx::{AnyConnection, AssertSqlSafe};
+use tokio::sync::oneshot;
+
+use crate::writer::{ReadJob, Reply};
 use time::OffsetDateTime;
 
 use crate::directory::require_in_tenant;
@@ -180,6 +186,58 @@ impl Store {
             .await
     }
 
+    /// Read an account's active secret version with its audit event in the same transaction.
+    /// `open` turns the envelopes into what the caller needs (it runs in the store's write
+    /// task, so keep it short: decrypting one version is). The event is `event` with outcome
+    /// success and `{"version": n}`, or outcome failed when there is no such account in this
+    /// tenant, no active version (answered `NotFound`), or `open` fails (answered `Seal`).
+    /// Concurrent reads are answered by one query and one commit.
+    pub async fn read_secret_audited<T, F>(
+        &self,
+        tenant_id: &str,
+        account_id: &str,
+        event: NewAuditEvent,
+        open: F,
+    ) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Account, &SecretVersion) -> Result<T, String> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<T, StoreError>>();
+        let tenant_id = tenant_id.to_owned();
+        let finish = Box::new(move |found: Option<(Account, SecretVersion)>| {
+            let found = found.filter(|(a, _)| a.tenant_id == tenant_id);
+            let (event, answer) = match found {
+                None => (
+                    event
+                        .outcome(Outcome::Failed)
+                        .details(&serde_json::json!({ "problem": "no such account or no secret set" })),
+                    Err(StoreError::NotFound),
+                ),
+                Some((account, version)) => match open(&account, &version) {
+                    Ok(value) => (event.details(&serde_json::json!({ "version": version.version })), Ok(value)),
+                    Err(why) => (
+                        event
+                            .outcome(Outcome::Failed)
+                            .details(&serde_json::json!({ "version": version.version, "problem": "decryption failed" })),
+                        Err(StoreError::Seal(why)),
+                    ),
+                },
+            };
+            let reply: Reply = Box::new(move |committed| {
+                let _ = tx.send(committed.and(answer));
+            });
+            (event, reply)
+        });
+        self.writer
+            .read(ReadJob {
+                account_id: account_id.to_owned(),
+                finish,
+            })
+            .await?;
+        rx.await.map_err(|_| StoreError::CommitFailed)?
+    }
+
     /// The active secret version of an account in this tenant.
     pub async fn active_secret(&self, tenant_id: &str, account_id: &str) -> Result<(Account, SecretVersion), StoreError> {
         let row = sqlx::query(
@@ -195,19 +253,7 @@ impl Store {
         .await
         .map_err(StoreError::db)?
         .ok_or(StoreError::NotFound)?;
-        let account = account_from_row(&row)?;
-        let version = SecretVersion {
-            tenant_id: account.tenant_id.clone(),
-            account_id: get(&row, "account_id")?,
-            version: get(&row, "version")?,
-            state: parse_state(&row)?,
-            password_envelope: get(&row, "password_envelope")?,
-            ssh_key_envelope: get(&row, "ssh_key_envelope")?,
-            key_id: get(&row, "key_id")?,
-            created_at: time(&row, "v_created_at")?,
-            expires_at: opt_time(&row, "expires_at")?,
-        };
-        Ok((account, version))
+        account_and_version(&row)
     }
 
     /// Every version of an account, newest first.
@@ -285,6 +331,59 @@ impl Store {
             .map_err(StoreError::db)?;
         rows.iter().map(|r| Ok((get(r, "key_id")?, get(r, "n")?))).collect()
     }
+}
+
+/// Ids per query of [`active_secrets`].
+const READ_CHUNK: usize = 256;
+
+/// The accounts among `ids` that have an active version, with that version (one query per
+/// 256 distinct ids).
+pub(crate) async fn active_secrets(
+    backend: crate::Backend,
+    conn: &mut AnyConnection,
+    ids: &[&str],
+) -> Result<HashMap<String, (Account, SecretVersion)>, StoreError> {
+    let mut distinct: Vec<&str> = ids.to_vec();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let mut found = HashMap::with_capacity(distinct.len());
+    for chunk in distinct.chunks(READ_CHUNK) {
+        let placeholders: Vec<String> = (1..=chunk.len()).map(|i| backend.placeholder(i)).collect();
+        // Only placeholders are formatted into the statement; the ids are bound.
+        let sql = format!(
+            "SELECT a.id, a.tenant_id, a.kind, a.name, a.device_id, a.description, a.created_at, \
+             v.account_id, v.version, v.state, v.password_envelope, v.ssh_key_envelope, v.key_id, \
+             v.created_at AS v_created_at, v.expires_at \
+             FROM accounts a JOIN secret_versions v ON v.account_id = a.id AND v.state = 'active' \
+             WHERE a.id IN ({})",
+            placeholders.join(", ")
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for id in chunk {
+            q = q.bind((*id).to_owned());
+        }
+        for row in q.fetch_all(&mut *conn).await.map_err(StoreError::db)? {
+            let (account, version) = account_and_version(&row)?;
+            found.insert(account.id.clone(), (account, version));
+        }
+    }
+    Ok(found)
+}
+
+fn account_and_version(row: &AnyRow) -> Result<(Account, SecretVersion), StoreError> {
+    let account = account_from_row(row)?;
+    let version = SecretVersion {
+        tenant_id: account.tenant_id.clone(),
+        account_id: get(row, "account_id")?,
+        version: get(row, "version")?,
+        state: parse_state(row)?,
+        password_envelope: get(row, "password_envelope")?,
+        ssh_key_envelope: get(row, "ssh_key_envelope")?,
+        key_id: get(row, "key_id")?,
+        created_at: time(row, "v_created_at")?,
+        expires_at: opt_time(row, "expires_at")?,
+    };
+    Ok((account, version))
 }
 
 fn parse_state(row: &AnyRow) -> Result<SecretState, StoreError> {

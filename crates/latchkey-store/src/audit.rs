@@ -128,7 +128,11 @@ impl Store {
 }
 
 /// Insert already-chained events with one multi-row statement.
-pub(crate) async fn insert_events(conn: &mut AnyConnection, events: &[AuditEvent]) -> Result<(), sqlx::Error> {
+pub(crate) async fn insert_events(
+    backend: crate::Backend,
+    conn: &mut AnyConnection,
+    events: &[AuditEvent],
+) -> Result<(), sqlx::Error> {
     const PER_ROW: usize = 15;
     let mut sql = format!("INSERT INTO audit_events ({COLUMNS}) VALUES ");
     for i in 0..events.len() {
@@ -140,8 +144,7 @@ pub(crate) async fn insert_events(conn: &mut AnyConnection, events: &[AuditEvent
             if j > 0 {
                 sql.push(',');
             }
-            sql.push('$');
-            sql.push_str(&(i * PER_ROW + j + 1).to_string());
+            sql.push_str(&backend.placeholder(i * PER_ROW + j + 1));
         }
         sql.push(')');
     }

@@ -47,21 +47,36 @@ impl Backend {
             .map_err(|e| StoreError::Migrate(e.to_string()))
     }
 
-    /// Opens a write transaction. SQLite takes the write lock at once, so a batch never
-    /// fails half-way on a lock upgrade.
-    pub(crate) fn begin(self) -> &'static str {
+    /// Opens a write transaction and reads the audit chain head in one round trip. SQLite
+    /// takes the write lock at once (so a batch never fails half-way on a lock upgrade);
+    /// PostgreSQL locks the head row, so servers sharing the database append one batch at a
+    /// time.
+    pub(crate) fn begin_and_read_head(self) -> &'static str {
         match self {
-            Backend::Sqlite => "BEGIN IMMEDIATE",
-            Backend::Postgres => "BEGIN",
+            Backend::Sqlite => "BEGIN IMMEDIATE; SELECT seq, hash FROM audit_head WHERE id = 1",
+            Backend::Postgres => "BEGIN; SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE",
         }
     }
 
-    /// Reads the audit chain head, locking it on PostgreSQL so that servers sharing the
-    /// database append one batch at a time.
-    pub(crate) fn select_head(self) -> &'static str {
+    /// Moves the chain head and commits, in one round trip. The values are the store's own
+    /// sequence number and hash, written as literals.
+    pub(crate) fn move_head_and_commit(self, seq: i64, hash: &[u8; 32]) -> String {
+        let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+        let literal = match self {
+            Backend::Sqlite => format!("X'{hex}'"),
+            Backend::Postgres => format!("'\\x{hex}'::bytea"),
+        };
+        format!("UPDATE audit_head SET seq = {seq}, hash = {literal} WHERE id = 1; COMMIT")
+    }
+
+    /// The `n`th (1-based) bind placeholder of a generated statement. SQLite gets anonymous
+    /// `?` (bound by position without a name lookup, which costs a scan of every parameter
+    /// name per bind on long statements); PostgreSQL needs `$n`.
+    pub(crate) fn placeholder(self, n: usize) -> String {
         match self {
-            Backend::Sqlite => "SELECT seq, hash FROM audit_head WHERE id = 1",
-            Backend::Postgres => "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE",
+            Backend::Sqlite => "?".to_owned(),
+            Backend::Postgres => format!("${n}"),
         }
     }
+
 }

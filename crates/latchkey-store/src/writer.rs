@@ -4,25 +4,41 @@
 //! only then answers each caller. An fsync is shared by the whole batch.
 
 use futures::future::BoxFuture;
+use latchkey_core::model::{Account, SecretVersion};
 use latchkey_core::{ChainHead, NewAuditEvent};
-use sqlx::{AnyConnection, AnyPool, Row};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Row};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{Backend, StoreError};
 
 /// Most changes committed together.
 const MAX_BATCH: usize = 512;
+/// Scheduler turns the writer waits for more changes when the last batch was bigger.
+const GATHER_TURNS: usize = 4;
 /// Audit rows per INSERT statement.
 const INSERT_CHUNK: usize = 32;
 
-type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+pub(crate) type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 type Work = Box<
     dyn for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<(Reply, Vec<NewAuditEvent>), ()>>
         + Send,
 >;
 
+/// Decides a read's audit event from what the read found, and prepares its answer.
+pub(crate) type Finish = Box<dyn FnOnce(Option<(Account, SecretVersion)>) -> (NewAuditEvent, Reply) + Send>;
+
+/// An audited read of an account's active secret version.
+pub(crate) struct ReadJob {
+    pub account_id: String,
+    pub finish: Finish,
+}
+
 struct Job {
+    /// After this job's batch, give the connection back to the pool (used by `close`).
+    release: bool,
     work: Option<Work>,
+    read: Option<ReadJob>,
     events: Vec<NewAuditEvent>,
     reply: Option<Reply>,
 }
@@ -48,7 +64,9 @@ impl Writer {
             let _ = tx.send(r);
         });
         self.send(Job {
+            release: false,
             work: None,
+            read: None,
             events,
             reply: Some(reply),
         })
@@ -96,12 +114,28 @@ impl Writer {
             })
         });
         self.send(Job {
+            release: false,
             work: Some(work),
+            read: None,
             events: Vec::new(),
             reply: None,
         })
         .await?;
         rx.await.map_err(|_| StoreError::CommitFailed)?
+    }
+
+    /// Read an account's active secret version inside the next batch; `finish` turns what was
+    /// found into the audit event written in the same transaction and the caller's answer.
+    /// Reads queued together are answered by one query.
+    pub(crate) async fn read(&self, read: ReadJob) -> Result<(), StoreError> {
+        self.send(Job {
+            release: false,
+            work: None,
+            read: Some(read),
+            events: Vec::new(),
+            reply: None,
+        })
+        .await
     }
 
     async fn send(&self, job: Job) -> Result<(), StoreError> {
@@ -114,36 +148,91 @@ impl Writer {
     /// Finish the queue, then close the pool. An empty job is answered after the commit of
     /// its batch, which holds (or follows) every job queued before it.
     pub(crate) async fn close(&self) {
-        let _ = self.audit(Vec::new()).await;
+        let (tx, rx) = oneshot::channel();
+        let reply: Reply = Box::new(move |r| {
+            let _ = tx.send(r);
+        });
+        let job = Job {
+            release: true,
+            work: None,
+            read: None,
+            events: Vec::new(),
+            reply: Some(reply),
+        };
+        if self.send(job).await.is_ok() {
+            let _ = rx.await;
+        }
         self.pool.close().await;
     }
 }
 
 async fn run(backend: Backend, pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut last_size = 0usize;
+    // The connection is kept from batch to batch, and dropped after a failure so the next
+    // batch starts on a fresh one.
+    let mut conn: Option<PoolConnection<Any>> = None;
+    let mut closed = false;
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        commit_batch(backend, &pool, std::mem::take(&mut batch)).await;
+        // Under load, callers answered by the last commit are about to queue their next
+        // change: give them a few turns of the scheduler (no timer, so a lone caller waits
+        // only for these few yields) to share this batch's fsync.
+        let mut turns = 0;
+        while batch.len() < last_size && turns < GATHER_TURNS {
+            tokio::task::yield_now().await;
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            turns += 1;
+        }
+        last_size = batch.len();
+        let jobs = std::mem::take(&mut batch);
+        let release = jobs.iter().any(|j| j.release);
+        if closed {
+            // `close` has run: nothing more is written.
+            fail_all(jobs);
+            continue;
+        }
+        let c = match conn.as_mut() {
+            Some(c) => c,
+            None => match pool.acquire().await {
+                Ok(c) => conn.insert(c),
+                Err(e) => {
+                    tracing::error!(error = %e, "store writer cannot get a connection");
+                    fail_all(jobs);
+                    continue;
+                }
+            },
+        };
+        if commit_batch(backend, c, jobs).await.is_err() || release {
+            conn = None;
+        }
+        closed |= release;
     }
 }
 
-async fn commit_batch(backend: Backend, pool: &AnyPool, jobs: Vec<Job>) {
-    let mut conn = match pool.acquire().await {
-        Ok(c) => c,
+async fn commit_batch(backend: Backend, conn: &mut AnyConnection, jobs: Vec<Job>) -> Result<(), ()> {
+    let head = match begin(backend, conn).await {
+        Ok(head) => head,
         Err(e) => {
-            tracing::error!(error = %e, "store writer cannot get a connection");
+            tracing::error!(error = %e, "store writer cannot begin a transaction");
             fail_all(jobs);
-            return;
+            return Err(());
         }
     };
-    let conn: &mut AnyConnection = &mut conn;
-    if let Err(e) = sqlx::query(backend.begin()).execute(&mut *conn).await {
-        tracing::error!(error = %e, "store writer cannot begin a transaction");
-        fail_all(jobs);
-        return;
-    }
     let mut replies: Vec<Reply> = Vec::with_capacity(jobs.len());
     let mut events: Vec<NewAuditEvent> = Vec::new();
+    let mut reads: Vec<ReadJob> = Vec::new();
     for job in jobs {
+        if let Some(read) = job.read {
+            reads.push(read);
+            continue;
+        }
+        // Reads see every change queued before them, and nothing queued after.
+        flush_reads(backend, conn, &mut reads, &mut events, &mut replies).await;
         match job.work {
             None => {
                 events.extend(job.events);
@@ -157,21 +246,63 @@ async fn commit_batch(backend: Backend, pool: &AnyPool, jobs: Vec<Job>) {
             }
         }
     }
+    flush_reads(backend, conn, &mut reads, &mut events, &mut replies).await;
     let result = async {
-        if !events.is_empty() {
-            append_events(backend, conn, events).await?;
+        if events.is_empty() {
+            sqlx::query("COMMIT").execute(&mut *conn).await.map(|_| ())
+        } else {
+            let head = append_events(backend, conn, head, events).await?;
+            let sql = backend.move_head_and_commit(head.seq, &head.hash);
+            sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut *conn).await.map(|_| ())
         }
-        sqlx::query("COMMIT").execute(&mut *conn).await.map(|_| ())
     }
     .await;
     match result {
-        Ok(()) => replies.into_iter().for_each(|r| r(Ok(()))),
+        Ok(()) => {
+            replies.into_iter().for_each(|r| r(Ok(())));
+            Ok(())
+        }
         Err(e) => {
             tracing::error!(error = %e, "store batch commit failed; every change in it was rolled back");
-            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+            let rolled_back = sqlx::query("ROLLBACK").execute(&mut *conn).await.is_ok();
             replies
                 .into_iter()
                 .for_each(|r| r(Err(StoreError::CommitFailed)));
+            if rolled_back { Ok(()) } else { Err(()) }
+        }
+    }
+}
+
+/// Begin the batch's transaction and read the chain head.
+async fn begin(backend: Backend, conn: &mut AnyConnection) -> Result<ChainHead, sqlx::Error> {
+    let rows = sqlx::raw_sql(backend.begin_and_read_head()).fetch_all(&mut *conn).await?;
+    let row = rows.first().ok_or(sqlx::Error::RowNotFound)?;
+    Ok(ChainHead {
+        seq: row.try_get(0)?,
+        hash: to_hash(row.try_get::<Vec<u8>, _>(1)?)?,
+    })
+}
+
+/// Answer the queued reads with one query; their events join the batch in queue order. If the
+/// query fails, the reads are dropped, which answers them with `CommitFailed`.
+async fn flush_reads(backend: Backend, conn: &mut AnyConnection, reads: &mut Vec<ReadJob>, events: &mut Vec<NewAuditEvent>, replies: &mut Vec<Reply>) {
+    if reads.is_empty() {
+        return;
+    }
+    let ids: Vec<&str> = reads.iter().map(|r| r.account_id.as_str()).collect();
+    match crate::accounts::active_secrets(backend, conn, &ids).await {
+        Ok(mut found) => {
+            for read in reads.drain(..) {
+                let hit = found.get(&read.account_id).cloned();
+                let (event, reply) = (read.finish)(hit);
+                events.push(event);
+                replies.push(reply);
+            }
+            found.clear();
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "store writer cannot read secrets");
+            reads.clear();
         }
     }
 }
@@ -202,6 +333,7 @@ async fn run_isolated(
 
 fn fail_all(jobs: Vec<Job>) {
     for job in jobs {
+        // A read's answer is inside `finish`; dropping it answers CommitFailed.
         if let Some(reply) = job.reply {
             reply(Err(StoreError::CommitFailed));
         }
@@ -210,17 +342,13 @@ fn fail_all(jobs: Vec<Job>) {
     }
 }
 
-/// Chain the events after the current head and insert them, then move the head.
+/// Chain the events after `head` and insert them; returns the new head.
 async fn append_events(
     backend: Backend,
     conn: &mut AnyConnection,
+    mut head: ChainHead,
     events: Vec<NewAuditEvent>,
-) -> Result<(), sqlx::Error> {
-    let row = sqlx::query(backend.select_head()).fetch_one(&mut *conn).await?;
-    let mut head = ChainHead {
-        seq: row.try_get(0)?,
-        hash: to_hash(row.try_get::<Vec<u8>, _>(1)?)?,
-    };
+) -> Result<ChainHead, sqlx::Error> {
     let mut chained = Vec::with_capacity(events.len());
     for event in events {
         let e = event.into_event(head.seq + 1, head.hash);
@@ -231,14 +359,9 @@ async fn append_events(
         chained.push(e);
     }
     for chunk in chained.chunks(INSERT_CHUNK) {
-        crate::audit::insert_events(conn, chunk).await?;
+        crate::audit::insert_events(backend, conn, chunk).await?;
     }
-    sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
-        .bind(head.seq)
-        .bind(head.hash.to_vec())
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
+    Ok(head)
 }
 
 pub(crate) fn to_hash(bytes: Vec<u8>) -> Result<[u8; 32], sqlx::Error> {

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use latchkey_core::model::SecretState;
-use latchkey_core::{Action, DeviceId, DisplayName, ObjectType, Outcome, Reason};
+use latchkey_core::{Action, DeviceId, DisplayName, ObjectType, Reason};
 use latchkey_proto as proto;
 use latchkey_store::{NewAccount, StoreError};
 use zeroize::Zeroizing;
@@ -189,40 +189,34 @@ pub async fn reveal_secret(
         .object(id.clone());
     event.reason = Some(reason.as_str().to_owned());
     event.ticket = ticket;
-    let found = state.store().active_secret(&tenant.id, &id).await;
-    let (account, version) = match found {
+    let keyring = state.keyring_handle();
+    let read = state
+        .store()
+        .read_secret_audited(&tenant.id, &id, event, move |account, version| {
+            let ring = keyring.read().unwrap_or_else(|e| e.into_inner());
+            let opened = vault::open_version(&ring, version).map_err(|e| e.to_string())?;
+            Ok((account.name.clone(), version.version, version.expires_at, opened))
+        })
+        .await;
+    let (account_name, version, expires_at, opened) = match read {
         Ok(v) => v,
         Err(StoreError::NotFound) => {
             state.metrics().secret_read("failed");
-            let failed = event
-                .outcome(Outcome::Failed)
-                .details(&serde_json::json!({ "problem": "no such account or no secret set" }));
-            state.store().append_audit(vec![failed]).await.map_err(|e| ApiError::store("audit", e))?;
             return Err(ApiError::not_found("account with a secret"));
+        }
+        Err(StoreError::Seal(why)) => {
+            state.metrics().secret_read("failed");
+            return Err(ApiError::Internal(format!("secret of account {id} cannot be opened: {why}")));
         }
         Err(e) => return Err(ApiError::store("account", e)),
     };
-    let opened = vault::open_version(&state.keyring(), &version);
-    let opened = match opened {
-        Ok(o) => o,
-        Err(e) => {
-            state.metrics().secret_read("failed");
-            let failed = event
-                .outcome(Outcome::Failed)
-                .details(&serde_json::json!({ "version": version.version, "problem": "decryption failed" }));
-            state.store().append_audit(vec![failed]).await.map_err(|e| ApiError::store("audit", e))?;
-            return Err(ApiError::Internal(format!("secret of account {id} version {} cannot be opened: {e}", version.version)));
-        }
-    };
-    let ok = event.details(&serde_json::json!({ "version": version.version }));
-    state.store().append_audit(vec![ok]).await.map_err(|e| ApiError::store("audit", e))?;
     state.metrics().secret_read("success");
     Ok(Json(proto::RevealedSecret {
-        account_id: account.id,
-        account_name: account.name,
-        version: version.version,
+        account_id: id,
+        account_name,
+        version,
         password: opened.password.map(|p| p.as_str().to_owned()),
         ssh_private_key: opened.ssh_key.map(|k| k.as_str().to_owned()),
-        expires_at: version.expires_at,
+        expires_at,
     }))
 }

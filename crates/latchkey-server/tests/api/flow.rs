@@ -228,3 +228,25 @@ impl NowForTest for latchkey_core::ManualClock {
         latchkey_core::Clock::now(self)
     }
 }
+
+both!(shutdown_after_concurrent_reveals_finishes, |mut app: TestApp| async move {
+    let id = account_with_password(&app, "default", "db", "pw").await;
+    let mut tasks = Vec::new();
+    for i in 0..32 {
+        let c = app.client.clone();
+        let id = id.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..20 {
+                c.reveal_secret("default", &id, &proto::SecretReadRequest { reason: format!("load {i}"), ticket: None }).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let server = app.server.take().unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(20), server.shutdown())
+        .await
+        .expect("shutdown hung")
+        .unwrap();
+});
