@@ -117,11 +117,7 @@ impl Client {
                 b = b.add_root_certificate(c);
             }
         }
-        Ok(Self {
-            http: b.build()?,
-            base,
-            token,
-        })
+        Ok(Self { http: b.build()?, base, token })
     }
 
     /// The server URL.
@@ -130,14 +126,17 @@ impl Client {
     }
 
     /// Send a request and decode a JSON answer (or the problem document).
-    pub async fn call<B: Serialize + ?Sized, T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<&B>) -> Result<T> {
+    pub async fn call<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T> {
         let resp = self.send(method, path, body).await?;
         let status = resp.status();
         let bytes = resp.bytes().await?;
-        serde_json::from_slice(&bytes).map_err(|e| ClientError::Unexpected {
-            status: status.as_u16(),
-            message: e.to_string(),
-        })
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ClientError::Unexpected { status: status.as_u16(), message: e.to_string() })
     }
 
     /// Send a request that answers with no body (204).
@@ -151,7 +150,12 @@ impl Client {
         Ok(resp.text().await?)
     }
 
-    async fn send<B: Serialize + ?Sized>(&self, method: Method, path: &str, body: Option<&B>) -> Result<reqwest::Response> {
+    async fn send<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<reqwest::Response> {
         let mut req = self.http.request(method, format!("{}{}", self.base, path));
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
@@ -200,7 +204,12 @@ impl Client {
         self.call(Method::POST, &format!("/api/v1/tenants/{}/devices", seg(tenant)), Some(body)).await
     }
 
-    pub async fn list_devices(&self, tenant: &str, after: Option<&str>, limit: Option<i64>) -> Result<proto::ListResponse<proto::Device>> {
+    pub async fn list_devices(
+        &self,
+        tenant: &str,
+        after: Option<&str>,
+        limit: Option<i64>,
+    ) -> Result<proto::ListResponse<proto::Device>> {
         let mut path = format!("/api/v1/tenants/{}/devices?limit={}", seg(tenant), limit.unwrap_or(100));
         if let Some(a) = after {
             path.push_str(&format!("&after={}", seg(a)));
@@ -209,11 +218,17 @@ impl Client {
     }
 
     pub async fn device(&self, tenant: &str, device_id: &str) -> Result<proto::Device> {
-        self.call::<(), _>(Method::GET, &format!("/api/v1/tenants/{}/devices/{}", seg(tenant), seg(device_id)), None).await
+        self.call::<(), _>(Method::GET, &format!("/api/v1/tenants/{}/devices/{}", seg(tenant), seg(device_id)), None)
+            .await
     }
 
     pub async fn delete_device(&self, tenant: &str, device_id: &str) -> Result<()> {
-        self.call_empty::<()>(Method::DELETE, &format!("/api/v1/tenants/{}/devices/{}", seg(tenant), seg(device_id)), None).await
+        self.call_empty::<()>(
+            Method::DELETE,
+            &format!("/api/v1/tenants/{}/devices/{}", seg(tenant), seg(device_id)),
+            None,
+        )
+        .await
     }
 
     pub async fn create_group(&self, tenant: &str, body: &proto::GroupCreate) -> Result<proto::Group> {
@@ -225,15 +240,30 @@ impl Client {
     }
 
     pub async fn group_members(&self, tenant: &str, group_id: &str) -> Result<proto::ListResponse<proto::GroupMember>> {
-        self.call::<(), _>(Method::GET, &format!("/api/v1/tenants/{}/groups/{}/members", seg(tenant), seg(group_id)), None).await
+        self.call::<(), _>(
+            Method::GET,
+            &format!("/api/v1/tenants/{}/groups/{}/members", seg(tenant), seg(group_id)),
+            None,
+        )
+        .await
     }
 
     pub async fn add_group_member(&self, tenant: &str, group_id: &str, member: &proto::GroupMember) -> Result<()> {
-        self.call_empty(Method::POST, &format!("/api/v1/tenants/{}/groups/{}/members", seg(tenant), seg(group_id)), Some(member)).await
+        self.call_empty(
+            Method::POST,
+            &format!("/api/v1/tenants/{}/groups/{}/members", seg(tenant), seg(group_id)),
+            Some(member),
+        )
+        .await
     }
 
     pub async fn remove_group_member(&self, tenant: &str, group_id: &str, member: &proto::GroupMember) -> Result<()> {
-        self.call_empty(Method::DELETE, &format!("/api/v1/tenants/{}/groups/{}/members", seg(tenant), seg(group_id)), Some(member)).await
+        self.call_empty(
+            Method::DELETE,
+            &format!("/api/v1/tenants/{}/groups/{}/members", seg(tenant), seg(group_id)),
+            Some(member),
+        )
+        .await
     }
 
     pub async fn create_user(&self, tenant: &str, body: &proto::UserCreate) -> Result<proto::User> {
@@ -253,23 +283,57 @@ impl Client {
     }
 
     pub async fn account(&self, tenant: &str, account_id: &str) -> Result<proto::Account> {
-        self.call::<(), _>(Method::GET, &format!("/api/v1/tenants/{}/accounts/{}", seg(tenant), seg(account_id)), None).await
+        self.call::<(), _>(Method::GET, &format!("/api/v1/tenants/{}/accounts/{}", seg(tenant), seg(account_id)), None)
+            .await
     }
 
-    pub async fn set_secret(&self, tenant: &str, account_id: &str, body: &proto::SecretSetRequest) -> Result<proto::SecretVersionInfo> {
-        self.call(Method::PUT, &format!("/api/v1/tenants/{}/accounts/{}/secret", seg(tenant), seg(account_id)), Some(body)).await
+    pub async fn set_secret(
+        &self,
+        tenant: &str,
+        account_id: &str,
+        body: &proto::SecretSetRequest,
+    ) -> Result<proto::SecretVersionInfo> {
+        self.call(
+            Method::PUT,
+            &format!("/api/v1/tenants/{}/accounts/{}/secret", seg(tenant), seg(account_id)),
+            Some(body),
+        )
+        .await
     }
 
-    pub async fn secret_versions(&self, tenant: &str, account_id: &str) -> Result<proto::ListResponse<proto::SecretVersionInfo>> {
-        self.call::<(), _>(Method::GET, &format!("/api/v1/tenants/{}/accounts/{}/secret", seg(tenant), seg(account_id)), None).await
+    pub async fn secret_versions(
+        &self,
+        tenant: &str,
+        account_id: &str,
+    ) -> Result<proto::ListResponse<proto::SecretVersionInfo>> {
+        self.call::<(), _>(
+            Method::GET,
+            &format!("/api/v1/tenants/{}/accounts/{}/secret", seg(tenant), seg(account_id)),
+            None,
+        )
+        .await
     }
 
     /// Read an account's current secret (audited, reason required).
-    pub async fn reveal_secret(&self, tenant: &str, account_id: &str, body: &proto::SecretReadRequest) -> Result<proto::RevealedSecret> {
-        self.call(Method::POST, &format!("/api/v1/tenants/{}/accounts/{}/secret/reveal", seg(tenant), seg(account_id)), Some(body)).await
+    pub async fn reveal_secret(
+        &self,
+        tenant: &str,
+        account_id: &str,
+        body: &proto::SecretReadRequest,
+    ) -> Result<proto::RevealedSecret> {
+        self.call(
+            Method::POST,
+            &format!("/api/v1/tenants/{}/accounts/{}/secret/reveal", seg(tenant), seg(account_id)),
+            Some(body),
+        )
+        .await
     }
 
-    pub async fn create_api_client(&self, tenant: &str, body: &proto::ApiClientCreate) -> Result<proto::ApiClientCreated> {
+    pub async fn create_api_client(
+        &self,
+        tenant: &str,
+        body: &proto::ApiClientCreate,
+    ) -> Result<proto::ApiClientCreated> {
         self.call(Method::POST, &format!("/api/v1/tenants/{}/api-clients", seg(tenant)), Some(body)).await
     }
 

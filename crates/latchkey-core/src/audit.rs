@@ -145,9 +145,7 @@ impl Outcome {
 
     /// Parse a stored name.
     pub fn parse(s: &str) -> Option<Outcome> {
-        [Outcome::Success, Outcome::Denied, Outcome::Failed]
-            .into_iter()
-            .find(|o| o.as_str() == s)
+        [Outcome::Success, Outcome::Denied, Outcome::Failed].into_iter().find(|o| o.as_str() == s)
     }
 }
 
@@ -173,12 +171,7 @@ pub struct NewAuditEvent {
 
 impl NewAuditEvent {
     /// A successful event with no reason, ticket, request facts or details.
-    pub fn new(
-        at: OffsetDateTime,
-        actor: impl Into<String>,
-        action: Action,
-        object_type: ObjectType,
-    ) -> Self {
+    pub fn new(at: OffsetDateTime, actor: impl Into<String>, action: Action, object_type: ObjectType) -> Self {
         Self {
             at,
             tenant_id: None,
@@ -221,12 +214,7 @@ impl NewAuditEvent {
 
     /// Seal this event into the chain after `prev` with sequence number `seq`.
     pub fn into_event(self, seq: i64, prev_hash: [u8; 32]) -> AuditEvent {
-        let mut event = AuditEvent {
-            seq,
-            prev_hash,
-            hash: [0; 32],
-            body: self,
-        };
+        let mut event = AuditEvent { seq, prev_hash, hash: [0; 32], body: self };
         event.hash = event.compute_hash();
         event
     }
@@ -285,10 +273,7 @@ pub struct ChainHead {
 
 impl ChainHead {
     /// The head of an empty chain.
-    pub const EMPTY: ChainHead = ChainHead {
-        seq: 0,
-        hash: GENESIS_HASH,
-    };
+    pub const EMPTY: ChainHead = ChainHead { seq: 0, hash: GENESIS_HASH };
 }
 
 /// Where and why the chain is broken.
@@ -309,10 +294,7 @@ pub struct ChainVerifier {
 
 impl Default for ChainVerifier {
     fn default() -> Self {
-        Self {
-            last: ChainHead::EMPTY,
-            checked: 0,
-        }
+        Self { last: ChainHead::EMPTY, checked: 0 }
     }
 }
 
@@ -323,29 +305,16 @@ impl ChainVerifier {
         if event.seq != expected {
             return Err(ChainBreak {
                 seq: expected,
-                problem: if event.seq > expected {
-                    "event missing (deleted)"
-                } else {
-                    "event out of order"
-                },
+                problem: if event.seq > expected { "event missing (deleted)" } else { "event out of order" },
             });
         }
         if event.prev_hash != self.last.hash {
-            return Err(ChainBreak {
-                seq: event.seq,
-                problem: "previous-hash link does not match",
-            });
+            return Err(ChainBreak { seq: event.seq, problem: "previous-hash link does not match" });
         }
         if event.compute_hash() != event.hash {
-            return Err(ChainBreak {
-                seq: event.seq,
-                problem: "event content does not match its hash (edited)",
-            });
+            return Err(ChainBreak { seq: event.seq, problem: "event content does not match its hash (edited)" });
         }
-        self.last = ChainHead {
-            seq: event.seq,
-            hash: event.hash,
-        };
+        self.last = ChainHead { seq: event.seq, hash: event.hash };
         self.checked += 1;
         Ok(())
     }
@@ -353,26 +322,17 @@ impl ChainVerifier {
     /// After the last event: compare with the recorded head. Returns how many events verified.
     pub fn finish(self, head: ChainHead) -> Result<u64, ChainBreak> {
         if head.seq > self.last.seq {
-            return Err(ChainBreak {
-                seq: self.last.seq + 1,
-                problem: "events missing at the end (tail truncated)",
-            });
+            return Err(ChainBreak { seq: self.last.seq + 1, problem: "events missing at the end (tail truncated)" });
         }
         if head.seq < self.last.seq || head.hash != self.last.hash {
-            return Err(ChainBreak {
-                seq: head.seq.max(1),
-                problem: "chain head does not match the last event",
-            });
+            return Err(ChainBreak { seq: head.seq.max(1), problem: "chain head does not match the last event" });
         }
         Ok(self.checked)
     }
 }
 
 /// Verify a whole chain held in memory against its head.
-pub fn verify_chain<'a>(
-    events: impl IntoIterator<Item = &'a AuditEvent>,
-    head: ChainHead,
-) -> Result<u64, ChainBreak> {
+pub fn verify_chain<'a>(events: impl IntoIterator<Item = &'a AuditEvent>, head: ChainHead) -> Result<u64, ChainBreak> {
     let mut v = ChainVerifier::default();
     for e in events {
         v.check(e)?;

@@ -9,5 +9,5 @@ pub mod timespan;
 
 pub use audit::{Action, AuditEvent, ChainBreak, ChainHead, ChainVerifier, NewAuditEvent, ObjectType, Outcome};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use timespan::{TimeSpan, TimeSpanError};
 pub use names::{ContainerDn, DeviceId, DisplayName, NameError, Reason, TenantSlug};
+pub use timespan::{TimeSpan, TimeSpanError};

@@ -60,9 +60,7 @@ pub struct DeviceId(Uuid);
 impl DeviceId {
     /// Parse the hyphenated or simple UUID form.
     pub fn parse(raw: &str) -> Result<Self, NameError> {
-        Uuid::parse_str(raw.trim())
-            .map(Self)
-            .map_err(|_| NameError::NotUuid { field: "deviceId" })
+        Uuid::parse_str(raw.trim()).map(Self).map_err(|_| NameError::NotUuid { field: "deviceId" })
     }
 
     /// A fresh random id.

@@ -55,9 +55,7 @@ impl TimeSpan {
     /// From a `time::Duration` (sub-tick precision is truncated; saturates at the i64 range).
     pub fn from_duration(d: time::Duration) -> Self {
         let ticks = d.whole_nanoseconds() / 100;
-        Self {
-            ticks: ticks.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64,
-        }
+        Self { ticks: ticks.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64 }
     }
 
     /// As a `time::Duration`.
@@ -130,10 +128,12 @@ impl TimeSpan {
         if hours > 23 || minutes > 59 || secs > 59 || days > MAX_DAYS {
             return Err(overflow());
         }
-        let ticks = days * TICKS_PER_DAY + hours * TICKS_PER_HOUR + minutes * TICKS_PER_MINUTE + secs * TICKS_PER_SECOND + fraction;
-        Ok(Self {
-            ticks: if negative { -ticks } else { ticks },
-        })
+        let ticks = days * TICKS_PER_DAY
+            + hours * TICKS_PER_HOUR
+            + minutes * TICKS_PER_MINUTE
+            + secs * TICKS_PER_SECOND
+            + fraction;
+        Ok(Self { ticks: if negative { -ticks } else { ticks } })
     }
 }
 
@@ -208,7 +208,24 @@ mod tests {
 
     #[test]
     fn refused() {
-        for bad in ["", "-", "x", "6:", ":6", "1:2:3:4:5", "6:60", "6:00:60", "1.24:00:00", "24:60:00", "24:00:00.5", "6:00:00.12345678", "1e3", "+6", "6 days", "6..0:0:0"] {
+        for bad in [
+            "",
+            "-",
+            "x",
+            "6:",
+            ":6",
+            "1:2:3:4:5",
+            "6:60",
+            "6:00:60",
+            "1.24:00:00",
+            "24:60:00",
+            "24:00:00.5",
+            "6:00:00.12345678",
+            "1e3",
+            "+6",
+            "6 days",
+            "6..0:0:0",
+        ] {
             assert!(TimeSpan::parse(bad).is_err(), "{bad} was accepted");
         }
     }

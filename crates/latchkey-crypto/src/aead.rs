@@ -28,12 +28,7 @@ pub(crate) fn random_key() -> Zeroizing<[u8; 32]> {
 }
 
 /// Encrypts `msg` with `aad`; returns ciphertext||tag.
-pub(crate) fn encrypt(
-    key: &[u8; 32],
-    nonce: &[u8; NONCE_LEN],
-    msg: &[u8],
-    aad: &[u8],
-) -> Result<Vec<u8>, CryptoError> {
+pub(crate) fn encrypt(key: &[u8; 32], nonce: &[u8; NONCE_LEN], msg: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
     let cipher = Aes256Gcm::new(key.into());
     cipher
         .encrypt(Nonce::from_slice(nonce), Payload { msg, aad })
@@ -67,19 +62,10 @@ mod tests {
         let ct = encrypt(&key, &nonce, b"hello", b"aad").unwrap();
         assert_eq!(ct.len(), 5 + TAG_LEN);
         assert_ne!(&ct[..5], b"hello");
-        assert_eq!(
-            decrypt(&key, &nonce, &ct, b"aad").unwrap().as_slice(),
-            b"hello"
-        );
-        assert!(matches!(
-            decrypt(&key, &nonce, &ct, b"aaD"),
-            Err(CryptoError::Decrypt)
-        ));
+        assert_eq!(decrypt(&key, &nonce, &ct, b"aad").unwrap().as_slice(), b"hello");
+        assert!(matches!(decrypt(&key, &nonce, &ct, b"aaD"), Err(CryptoError::Decrypt)));
         let other = random_key();
-        assert!(matches!(
-            decrypt(&other, &nonce, &ct, b"aad"),
-            Err(CryptoError::Decrypt)
-        ));
+        assert!(matches!(decrypt(&other, &nonce, &ct, b"aad"), Err(CryptoError::Decrypt)));
     }
 
     #[test]

@@ -21,19 +21,13 @@ pub(crate) enum IfExists {
 /// parent directories are created with mode 0700. Returns whether `path` was
 /// written (only `false` for [`IfExists::Keep`] when it already existed).
 pub(crate) fn write_private(path: &Path, contents: &[u8], if_exists: IfExists) -> io::Result<bool> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
+    let name = path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
     create_private_dir(&dir)?;
-    let tmp = dir.join(format!(
-        ".{}.{:08x}.tmp",
-        name.to_string_lossy(),
-        OsRng.next_u32()
-    ));
+    let tmp = dir.join(format!(".{}.{:08x}.tmp", name.to_string_lossy(), OsRng.next_u32()));
     let mut file = create_private_file(&tmp)?;
     let result = write_and_place(&mut file, &tmp, path, contents, if_exists);
     drop(file);
@@ -47,13 +41,7 @@ pub(crate) fn write_private(path: &Path, contents: &[u8], if_exists: IfExists) -
     }
 }
 
-fn write_and_place(
-    file: &mut File,
-    tmp: &Path,
-    path: &Path,
-    contents: &[u8],
-    if_exists: IfExists,
-) -> io::Result<bool> {
+fn write_and_place(file: &mut File, tmp: &Path, path: &Path, contents: &[u8], if_exists: IfExists) -> io::Result<bool> {
     file.write_all(contents)?;
     file.sync_all()?;
     match if_exists {
@@ -74,11 +62,7 @@ fn write_and_place(
 #[cfg(unix)]
 fn create_private_file(path: &Path) -> io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
+    OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)
 }
 
 #[cfg(not(unix))]
@@ -89,10 +73,7 @@ fn create_private_file(path: &Path) -> io::Result<File> {
 #[cfg(unix)]
 fn create_private_dir(dir: &Path) -> io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
 }
 
 #[cfg(not(unix))]
@@ -116,10 +97,8 @@ mod tests {
     use super::*;
 
     fn names(dir: &Path) -> Vec<String> {
-        let mut v: Vec<String> = fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
+        let mut v: Vec<String> =
+            fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         v.sort();
         v
     }

@@ -43,35 +43,19 @@ mod tests {
     use super::*;
 
     fn b<'a>(tenant: &'a str, table: &'a str, row: &'a str, field: &'a str) -> Binding<'a> {
-        Binding {
-            tenant,
-            table,
-            row,
-            field,
-            version: 1,
-        }
+        Binding { tenant, table, row, field, version: 1 }
     }
 
     #[test]
     fn shifting_bytes_between_fields_changes_the_encoding() {
         // A naive concatenation would make these equal.
-        assert_ne!(
-            b("ab", "c", "r", "f").encode(),
-            b("a", "bc", "r", "f").encode()
-        );
+        assert_ne!(b("ab", "c", "r", "f").encode(), b("a", "bc", "r", "f").encode());
         assert_ne!(b("t", "x", "", "f").encode(), b("t", "", "x", "f").encode());
     }
 
     #[test]
     fn encoding_layout_is_stable() {
-        let enc = Binding {
-            tenant: "t",
-            table: "",
-            row: "rw",
-            field: "f",
-            version: -2,
-        }
-        .encode();
+        let enc = Binding { tenant: "t", table: "", row: "rw", field: "f", version: -2 }.encode();
         let mut want = Vec::new();
         want.extend_from_slice(&1u64.to_be_bytes());
         want.extend_from_slice(b"t");

@@ -49,11 +49,7 @@ const WRAP_AAD_LABEL: &[u8] = b"latchkey/envelope/wrap/v1";
 
 /// Seal plaintext with a fresh random 256-bit data key (AES-256-GCM, random
 /// 96-bit nonce), the data key wrapped by the provider's active key.
-pub fn seal(
-    provider: &dyn KeyProvider,
-    binding: &Binding,
-    plaintext: &[u8],
-) -> Result<Vec<u8>, CryptoError> {
+pub fn seal(provider: &dyn KeyProvider, binding: &Binding, plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
     let key_id = provider.active_key_id();
     check_key_id(&key_id)?;
     let data_key = aead::random_key();
@@ -65,46 +61,20 @@ pub fn seal(
 
 /// Open an envelope sealed for `binding`; fails with [`CryptoError::Decrypt`]
 /// if the binding differs or any byte was altered.
-pub fn open(
-    provider: &dyn KeyProvider,
-    binding: &Binding,
-    envelope: &[u8],
-) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+pub fn open(provider: &dyn KeyProvider, binding: &Binding, envelope: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
     let parts = parse(envelope)?;
-    let data_key = provider.unwrap(
-        parts.key_id,
-        parts.wrapped,
-        &wrap_aad(binding, parts.key_id),
-    )?;
-    aead::decrypt(
-        &data_key,
-        &parts.nonce,
-        parts.ciphertext,
-        &data_aad(binding),
-    )
+    let data_key = provider.unwrap(parts.key_id, parts.wrapped, &wrap_aad(binding, parts.key_id))?;
+    aead::decrypt(&data_key, &parts.nonce, parts.ciphertext, &data_aad(binding))
 }
 
 /// Re-wrap the data key under the provider's active key; the data ciphertext
 /// is unchanged. Fails ([`CryptoError::Decrypt`]) if the binding is wrong or
 /// the envelope was altered: the data ciphertext is authenticated too, so a
 /// damaged envelope never gets a fresh wrapping.
-pub fn rewrap(
-    provider: &dyn KeyProvider,
-    binding: &Binding,
-    envelope: &[u8],
-) -> Result<Vec<u8>, CryptoError> {
+pub fn rewrap(provider: &dyn KeyProvider, binding: &Binding, envelope: &[u8]) -> Result<Vec<u8>, CryptoError> {
     let parts = parse(envelope)?;
-    let data_key = provider.unwrap(
-        parts.key_id,
-        parts.wrapped,
-        &wrap_aad(binding, parts.key_id),
-    )?;
-    drop(aead::decrypt(
-        &data_key,
-        &parts.nonce,
-        parts.ciphertext,
-        &data_aad(binding),
-    )?);
+    let data_key = provider.unwrap(parts.key_id, parts.wrapped, &wrap_aad(binding, parts.key_id))?;
+    drop(aead::decrypt(&data_key, &parts.nonce, parts.ciphertext, &data_aad(binding))?);
     let new_id = provider.active_key_id();
     check_key_id(&new_id)?;
     let wrapped = provider.wrap(&new_id, &data_key, &wrap_aad(binding, &new_id))?;
@@ -129,10 +99,7 @@ struct Reader<'a>(&'a [u8]);
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], CryptoError> {
-        let (head, rest) = self
-            .0
-            .split_at_checked(n)
-            .ok_or(CryptoError::Malformed(what))?;
+        let (head, rest) = self.0.split_at_checked(n).ok_or(CryptoError::Malformed(what))?;
         self.0 = rest;
         Ok(head)
     }
@@ -157,8 +124,7 @@ fn parse(envelope: &[u8]) -> Result<Parts<'_>, CryptoError> {
     if !id_bytes.iter().all(u8::is_ascii_graphic) {
         return Err(CryptoError::Malformed("key id is not printable ASCII"));
     }
-    let key_id =
-        std::str::from_utf8(id_bytes).map_err(|_| CryptoError::Malformed("key id is not ASCII"))?;
+    let key_id = std::str::from_utf8(id_bytes).map_err(|_| CryptoError::Malformed("key id is not ASCII"))?;
     let wrapped_len = u16::from_be_bytes(r.array::<2>("missing wrapped key length")?);
     if wrapped_len == 0 {
         return Err(CryptoError::Malformed("empty wrapped key"));
@@ -169,41 +135,27 @@ fn parse(envelope: &[u8]) -> Result<Parts<'_>, CryptoError> {
     if ciphertext.len() < TAG_LEN {
         return Err(CryptoError::Malformed("ciphertext shorter than its tag"));
     }
-    Ok(Parts {
-        key_id,
-        wrapped,
-        nonce,
-        ciphertext,
-    })
+    Ok(Parts { key_id, wrapped, nonce, ciphertext })
 }
 
 /// Checks that a provider's key id can be recorded in an envelope.
 fn check_key_id(key_id: &str) -> Result<(), CryptoError> {
-    let ok = (1..=usize::from(u8::MAX)).contains(&key_id.len())
-        && key_id.bytes().all(|b| b.is_ascii_graphic());
+    let ok = (1..=usize::from(u8::MAX)).contains(&key_id.len()) && key_id.bytes().all(|b| b.is_ascii_graphic());
     if ok {
         Ok(())
     } else {
-        Err(CryptoError::Provider(
-            "key id must be 1 to 255 printable ASCII characters".to_owned(),
-        ))
+        Err(CryptoError::Provider("key id must be 1 to 255 printable ASCII characters".to_owned()))
     }
 }
 
-fn assemble(
-    key_id: &str,
-    wrapped: &[u8],
-    nonce: &[u8; NONCE_LEN],
-    ciphertext: &[u8],
-) -> Result<Vec<u8>, CryptoError> {
-    let id_len = u8::try_from(key_id.len())
-        .map_err(|_| CryptoError::Provider("key id longer than 255 bytes".to_owned()))?;
+fn assemble(key_id: &str, wrapped: &[u8], nonce: &[u8; NONCE_LEN], ciphertext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    let id_len =
+        u8::try_from(key_id.len()).map_err(|_| CryptoError::Provider("key id longer than 255 bytes".to_owned()))?;
     let wrapped_len = u16::try_from(wrapped.len())
         .ok()
         .filter(|&n| n > 0)
         .ok_or_else(|| CryptoError::Provider("wrapped key must be 1 to 65535 bytes".to_owned()))?;
-    let mut out =
-        Vec::with_capacity(4 + key_id.len() + wrapped.len() + NONCE_LEN + ciphertext.len());
+    let mut out = Vec::with_capacity(4 + key_id.len() + wrapped.len() + NONCE_LEN + ciphertext.len());
     out.push(VERSION);
     out.push(id_len);
     out.extend_from_slice(key_id.as_bytes());
@@ -235,13 +187,7 @@ mod tests {
     use super::*;
     use crate::Keyring;
 
-    const B: Binding<'static> = Binding {
-        tenant: "acme",
-        table: "secrets",
-        row: "r-1",
-        field: "password",
-        version: 3,
-    };
+    const B: Binding<'static> = Binding { tenant: "acme", table: "secrets", row: "r-1", field: "password", version: 3 };
 
     /// A provider whose every key id maps to the same key-encryption key, so
     /// only the associated data can tell key ids apart.
@@ -252,10 +198,7 @@ mod tests {
 
     impl SameKeyProvider {
         fn new(active: &str) -> Self {
-            SameKeyProvider {
-                kek: [7u8; 32],
-                active: Mutex::new(active.to_owned()),
-            }
+            SameKeyProvider { kek: [7u8; 32], active: Mutex::new(active.to_owned()) }
         }
     }
 
@@ -269,12 +212,7 @@ mod tests {
             out.extend(aead::encrypt(&self.kek, &nonce, data_key, aad)?);
             Ok(out)
         }
-        fn unwrap(
-            &self,
-            _: &str,
-            wrapped: &[u8],
-            aad: &[u8],
-        ) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
+        fn unwrap(&self, _: &str, wrapped: &[u8], aad: &[u8]) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
             let nonce: [u8; NONCE_LEN] = wrapped[..NONCE_LEN].try_into().unwrap();
             let key = aead::decrypt(&self.kek, &nonce, &wrapped[NONCE_LEN..], aad)?;
             Ok(Zeroizing::new(key.as_slice().try_into().unwrap()))
@@ -291,11 +229,7 @@ mod tests {
         assert_eq!(&env[2..2 + id.len()], id.as_bytes());
         let at = 2 + id.len();
         let wlen = usize::from(u16::from_be_bytes([env[at], env[at + 1]]));
-        assert_eq!(
-            wlen,
-            NONCE_LEN + 32 + TAG_LEN,
-            "keyring wraps as nonce||ct||tag"
-        );
+        assert_eq!(wlen, NONCE_LEN + 32 + TAG_LEN, "keyring wraps as nonce||ct||tag");
         let tail = &env[at + 2 + wlen + NONCE_LEN..];
         assert_eq!(tail.len(), b"hunter2".len() + TAG_LEN);
         assert_eq!(envelope_key_id(&env).unwrap(), id);
@@ -335,24 +269,15 @@ mod tests {
             (vec![1, 1, b'k', 0, 0, 1], "empty wrapped key"),
             (vec![1, 1, b'k', 0, 3, 1, 2], "truncated wrapped key"),
             (env[..2 + id_len + 2 + 60 + 11].to_vec(), "truncated nonce"),
-            (
-                env[..env.len() - 2].to_vec(),
-                "ciphertext shorter than its tag",
-            ),
+            (env[..env.len() - 2].to_vec(), "ciphertext shorter than its tag"),
         ];
         for (bytes, want) in cases {
             match envelope_key_id(&bytes) {
                 Err(CryptoError::Malformed(got)) => assert_eq!(got, want, "{bytes:?}"),
                 other => panic!("{bytes:?}: expected Malformed({want}), got {other:?}"),
             }
-            assert!(matches!(
-                open(&ring, &B, &bytes),
-                Err(CryptoError::Malformed(_))
-            ));
-            assert!(matches!(
-                rewrap(&ring, &B, &bytes),
-                Err(CryptoError::Malformed(_))
-            ));
+            assert!(matches!(open(&ring, &B, &bytes), Err(CryptoError::Malformed(_))));
+            assert!(matches!(rewrap(&ring, &B, &bytes), Err(CryptoError::Malformed(_))));
         }
     }
 
@@ -362,14 +287,8 @@ mod tests {
         let env = seal(&ring, &B, b"value").unwrap();
         let mut longer = env.clone();
         longer.push(0);
-        assert!(matches!(
-            open(&ring, &B, &longer),
-            Err(CryptoError::Decrypt)
-        ));
-        assert!(matches!(
-            open(&ring, &B, &env[..env.len() - 1]),
-            Err(CryptoError::Decrypt)
-        ));
+        assert!(matches!(open(&ring, &B, &longer), Err(CryptoError::Decrypt)));
+        assert!(matches!(open(&ring, &B, &env[..env.len() - 1]), Err(CryptoError::Decrypt)));
     }
 
     #[test]
@@ -401,14 +320,8 @@ mod tests {
         let header_len = 2 + usize::from(a[1]) + 2 + 60;
         let mut spliced = a[..header_len].to_vec();
         spliced.extend_from_slice(&b[header_len..]);
-        assert!(matches!(
-            open(&ring, &other, &spliced),
-            Err(CryptoError::Decrypt)
-        ));
-        assert!(matches!(
-            open(&ring, &B, &spliced),
-            Err(CryptoError::Decrypt)
-        ));
+        assert!(matches!(open(&ring, &other, &spliced), Err(CryptoError::Decrypt)));
+        assert!(matches!(open(&ring, &B, &spliced), Err(CryptoError::Decrypt)));
     }
 
     #[test]
@@ -416,17 +329,11 @@ mod tests {
         let ring = Keyring::ephemeral();
         let env = seal(&ring, &B, b"value").unwrap();
         let wrong = Binding { version: 4, ..B };
-        assert!(matches!(
-            rewrap(&ring, &wrong, &env),
-            Err(CryptoError::Decrypt)
-        ));
+        assert!(matches!(rewrap(&ring, &wrong, &env), Err(CryptoError::Decrypt)));
         let mut tampered = env.clone();
         let last = tampered.len() - 1;
         tampered[last] ^= 1;
-        assert!(matches!(
-            rewrap(&ring, &B, &tampered),
-            Err(CryptoError::Decrypt)
-        ));
+        assert!(matches!(rewrap(&ring, &B, &tampered), Err(CryptoError::Decrypt)));
         // Re-wrapping under the same active key still yields a new wrapping.
         let again = rewrap(&ring, &B, &env).unwrap();
         assert_ne!(again, env);
@@ -447,10 +354,7 @@ mod tests {
     fn unrecordable_key_ids_are_refused() {
         for bad in ["", "has space", "ключ", &"k".repeat(256)] {
             let p = SameKeyProvider::new(bad);
-            assert!(
-                matches!(seal(&p, &B, b"v"), Err(CryptoError::Provider(_))),
-                "{bad:?}"
-            );
+            assert!(matches!(seal(&p, &B, b"v"), Err(CryptoError::Provider(_))), "{bad:?}");
         }
         let p = SameKeyProvider::new(&"k".repeat(255));
         let env = seal(&p, &B, b"v").unwrap();

@@ -57,13 +57,9 @@ impl Keyring {
         }
         let ring = Keyring::generate(unix_now());
         let bytes = ring.to_json()?;
-        let created = atomic::write_private(path, &bytes, IfExists::Keep)
-            .map_err(|e| io_context(e, "creating", path))?;
-        if created {
-            Ok((ring, true))
-        } else {
-            Ok((Keyring::load(path)?, false))
-        }
+        let created =
+            atomic::write_private(path, &bytes, IfExists::Keep).map_err(|e| io_context(e, "creating", path))?;
+        if created { Ok((ring, true)) } else { Ok((Keyring::load(path)?, false)) }
     }
 
     /// Load an existing key file. A file that is not valid, has a
@@ -74,20 +70,14 @@ impl Keyring {
     pub fn load(path: &Path) -> Result<Keyring, CryptoError> {
         match read_key_file(path)? {
             Some(bytes) => parse(path, &bytes),
-            None => Err(io_context(
-                io::Error::from(io::ErrorKind::NotFound),
-                "reading",
-                path,
-            )),
+            None => Err(io_context(io::Error::from(io::ErrorKind::NotFound), "reading", path)),
         }
     }
 
     /// Write the key file atomically with mode 0600.
     pub fn save(&self, path: &Path) -> Result<(), CryptoError> {
         let bytes = self.to_json()?;
-        atomic::write_private(path, &bytes, IfExists::Replace)
-            .map(|_| ())
-            .map_err(|e| io_context(e, "writing", path))
+        atomic::write_private(path, &bytes, IfExists::Replace).map(|_| ()).map_err(|e| io_context(e, "writing", path))
     }
 
     fn to_json(&self) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
@@ -98,11 +88,7 @@ impl Keyring {
             keys: self
                 .keys
                 .iter()
-                .map(|k| KeyRepr {
-                    id: k.id.clone(),
-                    created_at: k.created_at,
-                    key: encode(&k.key),
-                })
+                .map(|k| KeyRepr { id: k.id.clone(), created_at: k.created_at, key: encode(&k.key) })
                 .collect(),
         };
         // Reserve enough up front that the buffer never reallocates and
@@ -130,9 +116,7 @@ fn read_key_file(path: &Path) -> Result<Option<Zeroizing<Vec<u8>>>, CryptoError>
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io_context(e, "opening", path)),
     };
-    let meta = file
-        .metadata()
-        .map_err(|e| io_context(e, "inspecting", path))?;
+    let meta = file.metadata().map_err(|e| io_context(e, "inspecting", path))?;
     if !meta.is_file() {
         return Err(problem(path, "is not a regular file"));
     }
@@ -140,12 +124,8 @@ fn read_key_file(path: &Path) -> Result<Option<Zeroizing<Vec<u8>>>, CryptoError>
     if meta.len() > MAX_FILE_LEN {
         return Err(problem(path, "is too large to be a key file"));
     }
-    let mut bytes = Zeroizing::new(Vec::with_capacity(
-        usize::try_from(meta.len()).unwrap_or(0) + 1,
-    ));
-    file.take(MAX_FILE_LEN + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| io_context(e, "reading", path))?;
+    let mut bytes = Zeroizing::new(Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0) + 1));
+    file.take(MAX_FILE_LEN + 1).read_to_end(&mut bytes).map_err(|e| io_context(e, "reading", path))?;
     Ok(Some(bytes))
 }
 
@@ -174,13 +154,7 @@ fn check_mode(_path: &Path, _meta: &std::fs::Metadata) -> Result<(), CryptoError
 fn parse(path: &Path, bytes: &[u8]) -> Result<Keyring, CryptoError> {
     let repr: FileRepr = serde_json::from_slice(bytes).map_err(|e| json_problem(path, &e))?;
     if repr.version != FILE_VERSION {
-        return Err(problem(
-            path,
-            &format!(
-                "has unsupported version {} (expected {FILE_VERSION})",
-                repr.version
-            ),
-        ));
+        return Err(problem(path, &format!("has unsupported version {} (expected {FILE_VERSION})", repr.version)));
     }
     if repr.keys.is_empty() {
         return Err(problem(path, "contains no keys"));
@@ -191,57 +165,31 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<Keyring, CryptoError> {
         if !valid_id(&k.id) {
             return Err(problem(
                 path,
-                &format!(
-                    "key #{} has an invalid id (must be 1 to 255 printable ASCII characters)",
-                    n + 1
-                ),
+                &format!("key #{} has an invalid id (must be 1 to 255 printable ASCII characters)", n + 1),
             ));
         }
         if !seen.insert(k.id.as_str()) {
             return Err(problem(path, &format!("has duplicate key id {}", k.id)));
         }
         let what = format!("key {}", k.id);
-        keys.push(Kek {
-            id: k.id.clone(),
-            created_at: k.created_at,
-            key: decode_key(path, &what, &k.key)?,
-        });
+        keys.push(Kek { id: k.id.clone(), created_at: k.created_at, key: decode_key(path, &what, &k.key)? });
     }
     if repr.active.is_empty() {
         return Err(problem(path, "has no active key"));
     }
     if !seen.contains(repr.active.as_str()) {
-        let shown = if valid_id(&repr.active) {
-            repr.active.as_str()
-        } else {
-            "(invalid id)"
-        };
-        return Err(problem(
-            path,
-            &format!("names active key {shown}, which is not one of its keys"),
-        ));
+        let shown = if valid_id(&repr.active) { repr.active.as_str() } else { "(invalid id)" };
+        return Err(problem(path, &format!("names active key {shown}, which is not one of its keys")));
     }
     let mac_key = decode_key(path, "mac_key", &repr.mac_key)?;
-    Ok(Keyring {
-        active: repr.active.clone(),
-        keys,
-        mac_key,
-    })
+    Ok(Keyring { active: repr.active.clone(), keys, mac_key })
 }
 
 fn decode_key(path: &Path, what: &str, b64: &str) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
     let mut raw = Zeroizing::new(Vec::with_capacity(base64::decoded_len_estimate(b64.len())));
-    STANDARD
-        .decode_vec(b64, &mut raw)
-        .map_err(|_| problem(path, &format!("{what} is not valid base64")))?;
+    STANDARD.decode_vec(b64, &mut raw).map_err(|_| problem(path, &format!("{what} is not valid base64")))?;
     if raw.len() != 32 {
-        return Err(problem(
-            path,
-            &format!(
-                "{what} has the wrong length ({} bytes, expected 32)",
-                raw.len()
-            ),
-        ));
+        return Err(problem(path, &format!("{what} has the wrong length ({} bytes, expected 32)", raw.len())));
     }
     let mut key = Zeroizing::new([0u8; 32]);
     key.copy_from_slice(&raw);
@@ -280,8 +228,5 @@ fn problem(path: &Path, what: &str) -> CryptoError {
 }
 
 fn io_context(e: io::Error, action: &str, path: &Path) -> CryptoError {
-    CryptoError::Io(io::Error::new(
-        e.kind(),
-        format!("{action} key file {}: {e}", path.display()),
-    ))
+    CryptoError::Io(io::Error::new(e.kind(), format!("{action} key file {}: {e}", path.display())))
 }

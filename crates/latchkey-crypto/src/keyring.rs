@@ -48,11 +48,7 @@ pub struct KeyInfo {
 impl Keyring {
     /// A keyring with one fresh key created at `now_unix` and a fresh MAC key.
     pub(crate) fn generate(now_unix: i64) -> Keyring {
-        let mut ring = Keyring {
-            active: String::new(),
-            keys: Vec::new(),
-            mac_key: aead::random_key(),
-        };
+        let mut ring = Keyring { active: String::new(), keys: Vec::new(), mac_key: aead::random_key() };
         ring.add_key(now_unix);
         ring
     }
@@ -71,11 +67,7 @@ impl Keyring {
                 break candidate;
             }
         };
-        self.keys.push(Kek {
-            id: id.clone(),
-            created_at: now_unix,
-            key: aead::random_key(),
-        });
+        self.keys.push(Kek { id: id.clone(), created_at: now_unix, key: aead::random_key() });
         self.active.clone_from(&id);
         id
     }
@@ -99,11 +91,7 @@ impl Keyring {
     pub fn keys(&self) -> Vec<KeyInfo> {
         self.keys
             .iter()
-            .map(|k| KeyInfo {
-                id: k.id.clone(),
-                active: k.id == self.active,
-                created_at: k.created_at,
-            })
+            .map(|k| KeyInfo { id: k.id.clone(), active: k.id == self.active, created_at: k.created_at })
             .collect()
     }
 
@@ -119,8 +107,7 @@ impl Keyring {
     }
 
     fn key(&self, id: &str) -> Result<&Kek, CryptoError> {
-        self.find(id)
-            .ok_or_else(|| CryptoError::UnknownKey(id.to_owned()))
+        self.find(id).ok_or_else(|| CryptoError::UnknownKey(id.to_owned()))
     }
 }
 
@@ -139,12 +126,7 @@ impl KeyProvider for Keyring {
         Ok(out)
     }
 
-    fn unwrap(
-        &self,
-        key_id: &str,
-        wrapped: &[u8],
-        aad: &[u8],
-    ) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
+    fn unwrap(&self, key_id: &str, wrapped: &[u8], aad: &[u8]) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
         let kek = self.key(key_id)?;
         if wrapped.len() != WRAPPED_LEN {
             return Err(CryptoError::Decrypt);
@@ -235,14 +217,8 @@ mod tests {
             other => panic!("{other:?}"),
         }
         ring.retire_key(&old).unwrap();
-        assert_eq!(
-            ring.keys().iter().map(|k| k.id.clone()).collect::<Vec<_>>(),
-            vec![new.clone()]
-        );
-        assert!(matches!(
-            ring.retire_key(&old),
-            Err(CryptoError::UnknownKey(_))
-        ));
+        assert_eq!(ring.keys().iter().map(|k| k.id.clone()).collect::<Vec<_>>(), vec![new.clone()]);
+        assert!(matches!(ring.retire_key(&old), Err(CryptoError::UnknownKey(_))));
         assert!(matches!(ring.retire_key(&new), Err(CryptoError::ActiveKey)));
     }
 
@@ -256,26 +232,11 @@ mod tests {
         assert_eq!(wrapped.len(), WRAPPED_LEN);
         assert_eq!(*ring.unwrap(&old, &wrapped, b"aad").unwrap(), dk);
         let active = ring.active_key_id();
-        assert!(matches!(
-            ring.unwrap(&active, &wrapped, b"aad"),
-            Err(CryptoError::Decrypt)
-        ));
-        assert!(matches!(
-            ring.unwrap(&old, &wrapped, b"other"),
-            Err(CryptoError::Decrypt)
-        ));
-        assert!(matches!(
-            ring.unwrap(&old, &wrapped[..WRAPPED_LEN - 1], b"aad"),
-            Err(CryptoError::Decrypt)
-        ));
-        assert!(matches!(
-            ring.wrap("k-x", &dk, b""),
-            Err(CryptoError::UnknownKey(_))
-        ));
-        assert!(matches!(
-            ring.unwrap("k-x", &wrapped, b"aad"),
-            Err(CryptoError::UnknownKey(_))
-        ));
+        assert!(matches!(ring.unwrap(&active, &wrapped, b"aad"), Err(CryptoError::Decrypt)));
+        assert!(matches!(ring.unwrap(&old, &wrapped, b"other"), Err(CryptoError::Decrypt)));
+        assert!(matches!(ring.unwrap(&old, &wrapped[..WRAPPED_LEN - 1], b"aad"), Err(CryptoError::Decrypt)));
+        assert!(matches!(ring.wrap("k-x", &dk, b""), Err(CryptoError::UnknownKey(_))));
+        assert!(matches!(ring.unwrap("k-x", &wrapped, b"aad"), Err(CryptoError::UnknownKey(_))));
     }
 
     #[test]

@@ -14,7 +14,8 @@ use crate::CryptoError;
 
 /// A hash of a random, discarded password with the default parameters, used
 /// only if hashing a fresh one at startup fails (it cannot in practice).
-const FALLBACK_DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$RiyzFPXwoUjjMomxfGUekg$0N9oCYFXhr5iP10ajOHNiXyOLL/D9sGRJ1+T29/d0O8";
+const FALLBACK_DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$RiyzFPXwoUjjMomxfGUekg$0N9oCYFXhr5iP10ajOHNiXyOLL/D9sGRJ1+T29/d0O8";
 
 /// Argon2id (argon2 crate defaults: m=19456 KiB, t=2, p=1) PHC string with a
 /// random 128-bit salt.
@@ -77,13 +78,7 @@ mod tests {
     #[test]
     fn malformed_phc_is_false() {
         let phc = hash_password(b"pw").unwrap();
-        for bad in [
-            "",
-            "not a hash",
-            "$argon2id$",
-            &phc[..phc.len() - 10],
-            &phc.replace("argon2id", "nope"),
-        ] {
+        for bad in ["", "not a hash", "$argon2id$", &phc[..phc.len() - 10], &phc.replace("argon2id", "nope")] {
             assert!(!verify_password(b"pw", bad), "{bad:?}");
         }
     }
@@ -92,10 +87,7 @@ mod tests {
     fn dummy_hash_has_the_same_cost_and_is_stable() {
         let dummy = dummy_password_hash();
         assert_eq!(params(dummy), params(&hash_password(b"x").unwrap()));
-        assert_eq!(
-            params(dummy),
-            ("argon2id".to_owned(), Some(19456), Some(2), Some(1))
-        );
+        assert_eq!(params(dummy), ("argon2id".to_owned(), Some(19456), Some(2), Some(1)));
         assert!(std::ptr::eq(dummy, dummy_password_hash()));
         assert!(!verify_password(b"", dummy));
         assert!(!verify_password(b"password", dummy));

@@ -38,13 +38,7 @@ pub struct PasswordSpec {
 impl Default for PasswordSpec {
     /// 24 characters from all classes.
     fn default() -> Self {
-        PasswordSpec {
-            length: 24,
-            lower: true,
-            upper: true,
-            digits: true,
-            symbols: true,
-        }
+        PasswordSpec { length: 24, lower: true, upper: true, digits: true, symbols: true }
     }
 }
 
@@ -57,15 +51,11 @@ pub fn generate_password(spec: &PasswordSpec) -> Option<SecretString> {
     if !(MIN_LEN..=MAX_LEN).contains(&spec.length) {
         return None;
     }
-    let classes: Vec<&[u8]> = [
-        (spec.lower, LOWER),
-        (spec.upper, UPPER),
-        (spec.digits, DIGITS),
-        (spec.symbols, SYMBOLS),
-    ]
-    .into_iter()
-    .filter_map(|(on, class)| on.then_some(class))
-    .collect();
+    let classes: Vec<&[u8]> =
+        [(spec.lower, LOWER), (spec.upper, UPPER), (spec.digits, DIGITS), (spec.symbols, SYMBOLS)]
+            .into_iter()
+            .filter_map(|(on, class)| on.then_some(class))
+            .collect();
     if classes.is_empty() {
         return None;
     }
@@ -78,10 +68,7 @@ pub fn generate_password(spec: &PasswordSpec) -> Option<SecretString> {
         for _ in 0..spec.length {
             buf.push(*alphabet.choose(&mut OsRng)?);
         }
-        if classes
-            .iter()
-            .all(|class| buf.iter().any(|c| class.contains(c)))
-        {
+        if classes.iter().all(|class| buf.iter().any(|c| class.contains(c))) {
             break;
         }
     }
@@ -121,13 +108,7 @@ mod tests {
     #[test]
     fn every_symbol_eventually_appears() {
         // A uniform draw over the union must reach every character.
-        let spec = PasswordSpec {
-            length: 256,
-            lower: false,
-            upper: false,
-            digits: false,
-            symbols: true,
-        };
+        let spec = PasswordSpec { length: 256, lower: false, upper: false, digits: false, symbols: true };
         let mut seen = std::collections::HashSet::new();
         for _ in 0..20 {
             seen.extend(generate_password(&spec).unwrap().expose_secret().bytes());

@@ -14,10 +14,5 @@ pub trait KeyProvider: Send + Sync {
     /// Unwraps a data key wrapped by [`KeyProvider::wrap`] with the same key
     /// id and `aad`; fails with [`CryptoError::Decrypt`] if either differs or
     /// the bytes were altered, and [`CryptoError::UnknownKey`] for an unknown id.
-    fn unwrap(
-        &self,
-        key_id: &str,
-        wrapped: &[u8],
-        aad: &[u8],
-    ) -> Result<Zeroizing<[u8; 32]>, CryptoError>;
+    fn unwrap(&self, key_id: &str, wrapped: &[u8], aad: &[u8]) -> Result<Zeroizing<[u8; 32]>, CryptoError>;
 }

@@ -35,19 +35,14 @@ mod tests {
         let s = t.expose_secret();
         let body = s.strip_prefix("lk_admin_").unwrap();
         assert_eq!(body.len(), 43);
-        assert!(
-            body.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        );
+        assert!(body.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
         assert_eq!(URL_SAFE_NO_PAD.decode(body).unwrap().len(), 32);
         assert_eq!(generate_token("").expose_secret().len(), 44);
     }
 
     #[test]
     fn tokens_are_unique_and_not_debug_printed() {
-        let set: HashSet<String> = (0..1000)
-            .map(|_| generate_token("t").expose_secret().to_owned())
-            .collect();
+        let set: HashSet<String> = (0..1000).map(|_| generate_token("t").expose_secret().to_owned()).collect();
         assert_eq!(set.len(), 1000);
         let t = generate_token("t");
         assert!(!format!("{t:?}").contains(&t.expose_secret()[2..]));

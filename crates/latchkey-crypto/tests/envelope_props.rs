@@ -17,13 +17,7 @@ struct Fields {
 
 impl Fields {
     fn binding(&self) -> Binding<'_> {
-        Binding {
-            tenant: &self.tenant,
-            table: &self.table,
-            row: &self.row,
-            field: &self.field,
-            version: self.version,
-        }
+        Binding { tenant: &self.tenant, table: &self.table, row: &self.row, field: &self.field, version: self.version }
     }
 }
 
@@ -128,20 +122,8 @@ proptest! {
 #[test]
 fn shifting_text_between_fields_is_a_different_binding() {
     let ring = Keyring::ephemeral();
-    let a = Binding {
-        tenant: "ab",
-        table: "c",
-        row: "r",
-        field: "f",
-        version: 0,
-    };
-    let b = Binding {
-        tenant: "a",
-        table: "bc",
-        row: "r",
-        field: "f",
-        version: 0,
-    };
+    let a = Binding { tenant: "ab", table: "c", row: "r", field: "f", version: 0 };
+    let b = Binding { tenant: "a", table: "bc", row: "r", field: "f", version: 0 };
     let env = seal(&ring, &a, b"v").unwrap();
     assert!(matches!(open(&ring, &b, &env), Err(CryptoError::Decrypt)));
 }

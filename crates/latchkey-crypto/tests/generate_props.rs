@@ -21,13 +21,7 @@ fn classes(spec: &PasswordSpec) -> [Class; 4] {
 fn valid_spec() -> impl Strategy<Value = PasswordSpec> {
     (8usize..=256, any::<[bool; 4]>())
         .prop_filter("some class enabled", |(_, c)| c.iter().any(|&b| b))
-        .prop_map(|(length, [lower, upper, digits, symbols])| PasswordSpec {
-            length,
-            lower,
-            upper,
-            digits,
-            symbols,
-        })
+        .prop_map(|(length, [lower, upper, digits, symbols])| PasswordSpec { length, lower, upper, digits, symbols })
 }
 
 proptest! {
@@ -77,37 +71,21 @@ proptest! {
 
 #[test]
 fn passwords_and_tokens_do_not_repeat() {
-    let spec = PasswordSpec {
-        length: 8,
-        ..PasswordSpec::default()
-    };
-    let pws: HashSet<String> = (0..500)
-        .map(|_| generate_password(&spec).unwrap().expose_secret().to_owned())
-        .collect();
+    let spec = PasswordSpec { length: 8, ..PasswordSpec::default() };
+    let pws: HashSet<String> = (0..500).map(|_| generate_password(&spec).unwrap().expose_secret().to_owned()).collect();
     assert_eq!(pws.len(), 500);
-    let tokens: HashSet<String> = (0..500)
-        .map(|_| generate_token("lk").expose_secret().to_owned())
-        .collect();
+    let tokens: HashSet<String> = (0..500).map(|_| generate_token("lk").expose_secret().to_owned()).collect();
     assert_eq!(tokens.len(), 500);
 }
 
 #[test]
 fn boundary_lengths() {
     for length in [8, 256] {
-        let spec = PasswordSpec {
-            length,
-            ..PasswordSpec::default()
-        };
-        assert_eq!(
-            generate_password(&spec).unwrap().expose_secret().len(),
-            length
-        );
+        let spec = PasswordSpec { length, ..PasswordSpec::default() };
+        assert_eq!(generate_password(&spec).unwrap().expose_secret().len(), length);
     }
     for length in [7, 257] {
-        let spec = PasswordSpec {
-            length,
-            ..PasswordSpec::default()
-        };
+        let spec = PasswordSpec { length, ..PasswordSpec::default() };
         assert!(generate_password(&spec).is_none());
     }
 }

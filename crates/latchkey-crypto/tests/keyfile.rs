@@ -11,13 +11,7 @@ use base64::engine::general_purpose::STANDARD;
 use latchkey_crypto::{Binding, CryptoError, KeyProvider, Keyring, open, seal};
 use serde_json::{Value, json};
 
-const B: Binding<'static> = Binding {
-    tenant: "t",
-    table: "secrets",
-    row: "1",
-    field: "value",
-    version: 1,
-};
+const B: Binding<'static> = Binding { tenant: "t", table: "secrets", row: "1", field: "value", version: 1 };
 
 #[cfg(unix)]
 fn mode(path: &Path) -> u32 {
@@ -62,10 +56,7 @@ fn key_file_error(value: &Value) -> (String, PathBuf, tempfile::TempDir) {
 fn assert_refused(value: &Value, problem: &str) {
     let (msg, path, _dir) = key_file_error(value);
     assert!(msg.contains(problem), "{msg:?} should mention {problem:?}");
-    assert!(
-        msg.contains(&path.display().to_string()),
-        "{msg:?} should name the file"
-    );
+    assert!(msg.contains(&path.display().to_string()), "{msg:?} should name the file");
 }
 
 #[test]
@@ -79,33 +70,17 @@ fn created_with_mode_0600_in_a_new_directory_then_loaded() {
         assert_eq!(mode(&path), 0o600);
         assert_eq!(mode(path.parent().unwrap()), 0o700);
     }
-    assert_eq!(
-        fs::read_dir(path.parent().unwrap()).unwrap().count(),
-        1,
-        "no temp files left"
-    );
+    assert_eq!(fs::read_dir(path.parent().unwrap()).unwrap().count(), 1, "no temp files left");
 
     let file: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
     assert_eq!(file["version"], 1);
     assert_eq!(file["active"], ring.active_key_id());
-    assert_eq!(
-        STANDARD
-            .decode(file["mac_key"].as_str().unwrap())
-            .unwrap()
-            .len(),
-        32
-    );
+    assert_eq!(STANDARD.decode(file["mac_key"].as_str().unwrap()).unwrap().len(), 32);
     let keys = file["keys"].as_array().unwrap();
     assert_eq!(keys.len(), 1);
     assert_eq!(keys[0]["id"], ring.active_key_id());
     assert_eq!(keys[0]["created_at"], ring.keys()[0].created_at);
-    assert_eq!(
-        STANDARD
-            .decode(keys[0]["key"].as_str().unwrap())
-            .unwrap()
-            .len(),
-        32
-    );
+    assert_eq!(STANDARD.decode(keys[0]["key"].as_str().unwrap()).unwrap().len(), 32);
     assert_ne!(keys[0]["key"], file["mac_key"]);
 
     let env = seal(&ring, &B, b"kept").unwrap();
@@ -145,11 +120,7 @@ fn save_replaces_a_too_open_file_with_a_0600_one() {
     ring.save(&path).unwrap();
     assert_eq!(mode(&path), 0o600);
     assert_eq!(Keyring::load(&path).unwrap().keys(), ring.keys());
-    assert_eq!(
-        fs::read_dir(dir.path()).unwrap().count(),
-        1,
-        "no temp files left"
-    );
+    assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no temp files left");
 }
 
 #[cfg(unix)]
@@ -158,12 +129,7 @@ fn group_or_other_access_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("keys.json");
     Keyring::load_or_create(&path).unwrap();
-    for (bad, shown) in [
-        (0o644, "0644"),
-        (0o640, "0640"),
-        (0o604, "0604"),
-        (0o620, "0620"),
-    ] {
+    for (bad, shown) in [(0o644, "0644"), (0o640, "0640"), (0o604, "0604"), (0o620, "0620")] {
         set_mode(&path, bad);
         match Keyring::load(&path) {
             Err(CryptoError::KeyFile(msg)) => {
@@ -172,10 +138,7 @@ fn group_or_other_access_is_refused() {
             }
             other => panic!("mode {bad:o}: {other:?}"),
         }
-        assert!(matches!(
-            Keyring::load_or_create(&path),
-            Err(CryptoError::KeyFile(_))
-        ));
+        assert!(matches!(Keyring::load_or_create(&path), Err(CryptoError::KeyFile(_))));
     }
     set_mode(&path, 0o400);
     Keyring::load(&path).unwrap();
@@ -194,10 +157,7 @@ fn corrupted_json_is_refused_and_not_replaced() {
         other => panic!("{other:?}"),
     }
     // load_or_create must not overwrite a broken key file with fresh keys.
-    assert!(matches!(
-        Keyring::load_or_create(&path),
-        Err(CryptoError::KeyFile(_))
-    ));
+    assert!(matches!(Keyring::load_or_create(&path), Err(CryptoError::KeyFile(_))));
     assert_eq!(fs::read(&path).unwrap(), b"{\"version\": 1, oops}");
 }
 
@@ -218,10 +178,7 @@ fn short_key_is_refused_with_its_length() {
     let mut v = valid_json(dir.path());
     let id = v["keys"][0]["id"].as_str().unwrap().to_owned();
     v["keys"][0]["key"] = json!(STANDARD.encode([7u8; 16]));
-    assert_refused(
-        &v,
-        &format!("key {id} has the wrong length (16 bytes, expected 32)"),
-    );
+    assert_refused(&v, &format!("key {id} has the wrong length (16 bytes, expected 32)"));
     v["keys"][0]["key"] = json!(STANDARD.encode([7u8; 33]));
     assert_refused(&v, "(33 bytes, expected 32)");
 }
@@ -266,10 +223,7 @@ fn missing_or_unknown_active_key_is_refused() {
     v["active"] = json!("");
     assert_refused(&v, "has no active key");
     v["active"] = json!("k-1-deadbeef");
-    assert_refused(
-        &v,
-        "names active key k-1-deadbeef, which is not one of its keys",
-    );
+    assert_refused(&v, "names active key k-1-deadbeef, which is not one of its keys");
     v["keys"] = json!([]);
     assert_refused(&v, "contains no keys");
 }

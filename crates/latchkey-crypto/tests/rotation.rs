@@ -1,8 +1,6 @@
 //! Key rotation: re-wrapping envelopes under a new key and retiring the old.
 
-use latchkey_crypto::{
-    Binding, CryptoError, KeyProvider, Keyring, envelope_key_id, open, rewrap, seal,
-};
+use latchkey_crypto::{Binding, CryptoError, KeyProvider, Keyring, envelope_key_id, open, rewrap, seal};
 
 /// Nonce plus ciphertext and tag: the part of an envelope after the wrapped key.
 fn data_tail(env: &[u8], plaintext_len: usize) -> &[u8] {
@@ -10,26 +8,15 @@ fn data_tail(env: &[u8], plaintext_len: usize) -> &[u8] {
 }
 
 fn binding(row: &str) -> Binding<'_> {
-    Binding {
-        tenant: "acme",
-        table: "secrets",
-        row,
-        field: "value",
-        version: 1,
-    }
+    Binding { tenant: "acme", table: "secrets", row, field: "value", version: 1 }
 }
 
 #[test]
 fn rewrap_after_add_key_then_retire_old_key() {
     let mut ring = Keyring::ephemeral();
     let old = ring.active_key_id();
-    let values: Vec<(String, Vec<u8>)> = (0..5)
-        .map(|i| (format!("row-{i}"), vec![i as u8; i * 37]))
-        .collect();
-    let sealed: Vec<Vec<u8>> = values
-        .iter()
-        .map(|(row, pt)| seal(&ring, &binding(row), pt).unwrap())
-        .collect();
+    let values: Vec<(String, Vec<u8>)> = (0..5).map(|i| (format!("row-{i}"), vec![i as u8; i * 37])).collect();
+    let sealed: Vec<Vec<u8>> = values.iter().map(|(row, pt)| seal(&ring, &binding(row), pt).unwrap()).collect();
 
     let new = ring.add_key(1_800_000_000);
     assert_ne!(new, old);
@@ -38,16 +25,10 @@ fn rewrap_after_add_key_then_retire_old_key() {
     for ((row, pt), env) in values.iter().zip(&sealed) {
         assert_eq!(envelope_key_id(env).unwrap(), old);
         // The old key still opens its envelopes until retired.
-        assert_eq!(
-            open(&ring, &binding(row), env).unwrap().as_slice(),
-            pt.as_slice()
-        );
+        assert_eq!(open(&ring, &binding(row), env).unwrap().as_slice(), pt.as_slice());
         let re = rewrap(&ring, &binding(row), env).unwrap();
         assert_eq!(envelope_key_id(&re).unwrap(), new);
-        assert_eq!(
-            open(&ring, &binding(row), &re).unwrap().as_slice(),
-            pt.as_slice()
-        );
+        assert_eq!(open(&ring, &binding(row), &re).unwrap().as_slice(), pt.as_slice());
         assert_eq!(data_tail(&re, pt.len()), data_tail(env, pt.len()));
         assert_ne!(re, *env);
         rewrapped.push(re);
@@ -59,14 +40,8 @@ fn rewrap_after_add_key_then_retire_old_key() {
             Err(CryptoError::UnknownKey(id)) => assert_eq!(id, old),
             other => panic!("expected UnknownKey, got {other:?}"),
         }
-        assert!(matches!(
-            rewrap(&ring, &binding(row), env),
-            Err(CryptoError::UnknownKey(_))
-        ));
-        assert_eq!(
-            open(&ring, &binding(row), re).unwrap().as_slice(),
-            pt.as_slice()
-        );
+        assert!(matches!(rewrap(&ring, &binding(row), env), Err(CryptoError::UnknownKey(_))));
+        assert_eq!(open(&ring, &binding(row), re).unwrap().as_slice(), pt.as_slice());
     }
 }
 
@@ -75,10 +50,7 @@ fn rewrap_with_wrong_binding_fails_and_changes_nothing() {
     let mut ring = Keyring::ephemeral();
     let env = seal(&ring, &binding("a"), b"secret").unwrap();
     ring.add_key(1);
-    assert!(matches!(
-        rewrap(&ring, &binding("b"), &env),
-        Err(CryptoError::Decrypt)
-    ));
+    assert!(matches!(rewrap(&ring, &binding("b"), &env), Err(CryptoError::Decrypt)));
 }
 
 #[test]
@@ -102,12 +74,6 @@ fn rotation_survives_save_and_load() {
     loaded.save(&path).unwrap();
     let reloaded = Keyring::load(&path).unwrap();
     assert_eq!(reloaded.keys().len(), 1);
-    assert!(matches!(
-        open(&reloaded, &binding("r"), &env),
-        Err(CryptoError::UnknownKey(_))
-    ));
-    assert_eq!(
-        open(&reloaded, &binding("r"), &re).unwrap().as_slice(),
-        b"persisted"
-    );
+    assert!(matches!(open(&reloaded, &binding("r"), &env), Err(CryptoError::UnknownKey(_))));
+    assert_eq!(open(&reloaded, &binding("r"), &re).unwrap().as_slice(), b"persisted");
 }

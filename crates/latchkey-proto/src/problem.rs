@@ -94,10 +94,7 @@ pub struct Problem {
 impl Problem {
     /// A problem for `code` with an optional detail.
     pub fn new(code: ProblemCode, detail: Option<String>) -> Self {
-        let snake = serde_json::to_value(code)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
+        let snake = serde_json::to_value(code).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
         Self {
             type_uri: format!("urn:latchkey:problem:{snake}"),
             title: code.title().to_owned(),

@@ -51,10 +51,7 @@ impl Admin {
     /// not see answers exactly like one that does not exist, and the attempt is audited.
     pub async fn tenant(&self, state: &AppState, slug: &str) -> Result<Tenant, ApiError> {
         let slug = TenantSlug::parse(slug).map_err(|_| ApiError::not_found("tenant"))?;
-        let tenant = state
-            .tenant_by_slug(slug.as_str())
-            .await
-            .map_err(|e| ApiError::store("tenant", e))?;
+        let tenant = state.tenant_by_slug(slug.as_str()).await.map_err(|e| ApiError::store("tenant", e))?;
         match &self.tenant_id {
             Some(own) if *own != tenant.id => {
                 let denied = self
@@ -62,11 +59,7 @@ impl Admin {
                     .tenant(tenant.id.clone())
                     .object(tenant.id.clone())
                     .outcome(Outcome::Denied);
-                state
-                    .store()
-                    .append_audit(vec![denied])
-                    .await
-                    .map_err(|e| ApiError::store("audit", e))?;
+                state.store().append_audit(vec![denied]).await.map_err(|e| ApiError::store("audit", e))?;
                 Err(ApiError::not_found("tenant"))
             }
             _ => Ok(tenant),
@@ -89,11 +82,7 @@ impl FromRequestParts<AppState> for Admin {
             .ok_or_else(ApiError::unauthenticated)?;
         let hash = state.keyring().keyed_hash(ADMIN_TOKEN_LABEL, token.as_bytes());
         match state.admin_token(&hash).await {
-            Ok(t) => Ok(Admin {
-                token_id: t.id,
-                tenant_id: t.tenant_id,
-                facts,
-            }),
+            Ok(t) => Ok(Admin { token_id: t.id, tenant_id: t.tenant_id, facts }),
             Err(StoreError::NotFound) => Err(ApiError::unauthenticated()),
             Err(e) => Err(ApiError::store("token", e)),
         }

@@ -32,7 +32,8 @@ pub struct ConfigLayer {
 impl ConfigLayer {
     /// Parse a TOML file. Unknown keys are refused with the key's name and the file's path.
     pub fn from_toml_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
         toml::from_str(&text).map_err(|e| ConfigError(format!("config file {}: {}", path.display(), e.message())))
     }
 
@@ -96,7 +97,9 @@ impl Config {
         if let Some(url) = &database_url
             && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
         {
-            return Err(ConfigError("database_url must be a postgres:// URL (leave it unset for the embedded SQLite store)".into()));
+            return Err(ConfigError(
+                "database_url must be a postgres:// URL (leave it unset for the embedded SQLite store)".into(),
+            ));
         }
         let tls = match (layer.tls_cert, layer.tls_key) {
             (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
@@ -121,7 +124,8 @@ impl Config {
 
 /// Read a secret from a file, dropping one trailing newline.
 fn read_secret_file(setting: &str, path: &Path) -> Result<String, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError(format!("{setting}: cannot read {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(format!("{setting}: cannot read {}: {e}", path.display())))?;
     let value = text.strip_suffix('\n').unwrap_or(&text);
     let value = value.strip_suffix('\r').unwrap_or(value);
     if value.is_empty() {
@@ -146,7 +150,8 @@ mod tests {
 
     #[test]
     fn later_layer_wins() {
-        let file = ConfigLayer { listen: Some("127.0.0.1:1".into()), data_dir: Some("/a".into()), ..Default::default() };
+        let file =
+            ConfigLayer { listen: Some("127.0.0.1:1".into()), data_dir: Some("/a".into()), ..Default::default() };
         let env = ConfigLayer { listen: Some("127.0.0.1:2".into()), ..Default::default() };
         let c = Config::resolve(file.merge(env)).unwrap();
         assert_eq!(c.listen.port(), 2);
@@ -170,7 +175,8 @@ mod tests {
         std::fs::write(&p, "postgres://u:p@h/db\n").unwrap();
         let c = Config::resolve(ConfigLayer { database_url_file: Some(p.clone()), ..Default::default() }).unwrap();
         assert_eq!(c.database_url.unwrap().expose_secret(), "postgres://u:p@h/db");
-        let both = ConfigLayer { database_url_file: Some(p), database_url: Some("postgres://x".into()), ..Default::default() };
+        let both =
+            ConfigLayer { database_url_file: Some(p), database_url: Some("postgres://x".into()), ..Default::default() };
         assert!(Config::resolve(both).is_err());
     }
 

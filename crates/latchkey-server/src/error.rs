@@ -36,10 +36,7 @@ impl ApiError {
     }
 
     pub fn unauthenticated() -> Self {
-        ApiError::Client(
-            ProblemCode::Unauthenticated,
-            "a valid bearer token is required".into(),
-        )
+        ApiError::Client(ProblemCode::Unauthenticated, "a valid bearer token is required".into())
     }
 
     /// Map a store error for an operation on `what`.
@@ -87,9 +84,6 @@ pub fn problem_response(code: ProblemCode, detail: Option<String>) -> Response {
     let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let body = serde_json::to_vec(&problem).unwrap_or_default();
     let mut resp = (status, body).into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
     resp
 }

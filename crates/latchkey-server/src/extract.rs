@@ -2,8 +2,8 @@
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts};
-use axum::http::request::Parts;
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use latchkey_proto::ProblemCode;
 use std::net::SocketAddr;
 
@@ -18,20 +18,18 @@ pub struct ApiJson<T>(pub T);
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
         match r {
-            JsonRejection::MissingJsonContentType(_) => ApiError::Client(
-                ProblemCode::UnsupportedMediaType,
-                "expected Content-Type: application/json".into(),
-            ),
+            JsonRejection::MissingJsonContentType(_) => {
+                ApiError::Client(ProblemCode::UnsupportedMediaType, "expected Content-Type: application/json".into())
+            }
             JsonRejection::JsonDataError(e) => {
                 ApiError::Client(ProblemCode::MalformedBody, redact_values(&e.body_text()))
             }
             JsonRejection::JsonSyntaxError(e) => {
                 ApiError::Client(ProblemCode::MalformedBody, redact_values(&e.body_text()))
             }
-            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::Client(
-                ProblemCode::PayloadTooLarge,
-                "the request body is larger than the limit".into(),
-            ),
+            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::Client(ProblemCode::PayloadTooLarge, "the request body is larger than the limit".into())
+            }
             other => ApiError::Client(ProblemCode::MalformedBody, other.body_text()),
         }
     }
@@ -77,19 +75,9 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestFacts {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let client_addr = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ci| ci.0.ip().to_string());
-        let request_id = parts
-            .headers
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        Ok(Self {
-            client_addr,
-            request_id,
-        })
+        let client_addr = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ci| ci.0.ip().to_string());
+        let request_id = parts.headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        Ok(Self { client_addr, request_id })
     }
 }
 

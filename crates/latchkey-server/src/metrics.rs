@@ -52,24 +52,14 @@ impl Default for Metrics {
         registry.register("http_request_duration_seconds", "HTTP request duration by route", durations.clone());
         let secret_reads = Family::<OutcomeLabels, Counter>::default();
         registry.register("secret_reads", "Audited secret reads by outcome", secret_reads.clone());
-        Self {
-            registry: Arc::new(Mutex::new(registry)),
-            requests,
-            durations,
-            secret_reads,
-        }
+        Self { registry: Arc::new(Mutex::new(registry)), requests, durations, secret_reads }
     }
 }
 
 impl Metrics {
     /// Count an audited secret read.
     pub fn secret_read(&self, outcome: &str) {
-        self.secret_reads
-            .get_or_create(&OutcomeLabels {
-                action: "secret.read".into(),
-                outcome: outcome.into(),
-            })
-            .inc();
+        self.secret_reads.get_or_create(&OutcomeLabels { action: "secret.read".into(), outcome: outcome.into() }).inc();
     }
 
     /// The Prometheus text exposition.
@@ -85,24 +75,13 @@ impl Metrics {
 
 /// Middleware: count and time every routed request.
 pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".into());
+    let route =
+        req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
     let method = req.method().to_string();
     let start = Instant::now();
     let resp = next.run(req).await;
     let m = state.metrics();
-    m.requests
-        .get_or_create(&RequestLabels {
-            method,
-            route: route.clone(),
-            status: resp.status().as_u16(),
-        })
-        .inc();
-    m.durations
-        .get_or_create(&RouteLabels { route })
-        .observe(start.elapsed().as_secs_f64());
+    m.requests.get_or_create(&RequestLabels { method, route: route.clone(), status: resp.status().as_u16() }).inc();
+    m.durations.get_or_create(&RouteLabels { route }).observe(start.elapsed().as_secs_f64());
     resp
 }

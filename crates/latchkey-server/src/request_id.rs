@@ -15,18 +15,11 @@ const MAX_PROBLEM_BYTES: usize = 16 * 1024;
 /// Middleware: run the request inside a span naming its id and add `requestId` to
 /// problem+json answers.
 pub async fn annotate(req: Request, next: Next) -> Response {
-    let id = req
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
+    let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
     let resp = next.run(req).instrument(span).await;
-    let is_problem = resp
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes() == b"application/problem+json");
+    let is_problem =
+        resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes() == b"application/problem+json");
     if !is_problem || id.is_empty() {
         return resp;
     }

@@ -24,7 +24,9 @@ pub enum StartError {
     KeyFile(String),
     #[error("store: {0}")]
     Store(#[from] StoreError),
-    #[error("the key file does not open the secrets in this store ({0}); start with the key file that belongs to this database")]
+    #[error(
+        "the key file does not open the secrets in this store ({0}); start with the key file that belongs to this database"
+    )]
     WrongKey(String),
     #[error("first-run setup failed: {0}")]
     Bootstrap(String),
@@ -75,7 +77,8 @@ impl RunningServer {
 /// Start the server with this configuration.
 pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServer, StartError> {
     create_private_dir(&config.data_dir)?;
-    let (keyring, created) = Keyring::load_or_create(&config.key_file).map_err(|e| StartError::KeyFile(e.to_string()))?;
+    let (keyring, created) =
+        Keyring::load_or_create(&config.key_file).map_err(|e| StartError::KeyFile(e.to_string()))?;
     if created {
         tracing::info!(path = %config.key_file.display(), "created a new key file; back it up: without it no secret can be read");
     }
@@ -87,19 +90,18 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
     let state = AppState::new(store.clone(), keyring, config.key_file.clone(), clock, Metrics::default());
     let first_admin_token = bootstrap(&state, &config.data_dir).await?;
 
-    let app = crate::routes::router(state, config.max_body_bytes)
-        .into_make_service_with_connect_info::<SocketAddr>();
-    let listener = std::net::TcpListener::bind(config.listen).map_err(|source| StartError::Listen { addr: config.listen, source })?;
-    listener
-        .set_nonblocking(true)
+    let app = crate::routes::router(state, config.max_body_bytes).into_make_service_with_connect_info::<SocketAddr>();
+    let listener = std::net::TcpListener::bind(config.listen)
         .map_err(|source| StartError::Listen { addr: config.listen, source })?;
+    listener.set_nonblocking(true).map_err(|source| StartError::Listen { addr: config.listen, source })?;
     let addr = listener.local_addr().map_err(|source| StartError::Listen { addr: config.listen, source })?;
     let handle = axum_server::Handle::new();
     let task = match &config.tls {
         Some(tls) => {
             let rustls = crate::startup::tls_config(&tls.cert, &tls.key)?;
-            let server = axum_server::from_tcp_rustls(listener, axum_server::tls_rustls::RustlsConfig::from_config(rustls))
-                .handle(handle.clone());
+            let server =
+                axum_server::from_tcp_rustls(listener, axum_server::tls_rustls::RustlsConfig::from_config(rustls))
+                    .handle(handle.clone());
             tokio::spawn(async move { server.serve(app).await })
         }
         None => {
@@ -108,14 +110,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
         }
     };
     tracing::info!(%addr, tls = config.tls.is_some(), backend = store.backend().as_str(), "latchkey server listening");
-    Ok(RunningServer {
-        addr,
-        first_admin_token,
-        tls: config.tls.is_some(),
-        handle,
-        task,
-        store,
-    })
+    Ok(RunningServer { addr, first_admin_token, tls: config.tls.is_some(), handle, task, store })
 }
 
 fn create_private_dir(path: &Path) -> Result<(), StartError> {
@@ -189,7 +184,8 @@ fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, Star
     if certs.is_empty() {
         return Err(StartError::Tls(format!("no certificate in {}", cert.display())));
     }
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| StartError::Tls(format!("cannot read the private key from {}: {e}", key.display())))?;
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| StartError::Tls(format!("cannot read the private key from {}: {e}", key.display())))?;
     let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .map_err(|e| StartError::Tls(e.to_string()))?

@@ -71,11 +71,7 @@ impl AppState {
             return Ok(t.clone());
         }
         let tenant = self.0.store.tenant_by_slug(slug).await?;
-        self.0
-            .tenants
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(slug.to_owned(), tenant.clone());
+        self.0.tenants.write().unwrap_or_else(|e| e.into_inner()).insert(slug.to_owned(), tenant.clone());
         Ok(tenant)
     }
 

@@ -10,13 +10,7 @@ use zeroize::Zeroizing;
 const TABLE: &str = "secret_versions";
 
 fn binding<'a>(tenant_id: &'a str, account_id: &'a str, field: SecretField, version: i64) -> Binding<'a> {
-    Binding {
-        tenant: tenant_id,
-        table: TABLE,
-        row: account_id,
-        field: field.as_str(),
-        version,
-    }
+    Binding { tenant: tenant_id, table: TABLE, row: account_id, field: field.as_str(), version }
 }
 
 /// A closure that seals the given plaintexts once the store has numbered the version.

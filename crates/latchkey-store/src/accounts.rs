@@ -1,8 +1,8 @@
 //! Accounts and their secret versions (envelopes only; the store never sees plaintext).
 
+use latchkey_core::NewAuditEvent;
 use latchkey_core::clock::to_millis;
 use latchkey_core::model::{Account, AccountKind, SecretState, SecretVersion};
-use latchkey_core::NewAuditEvent;
 use std::collections::HashMap;
 
 use latchkey_core::Outcome;
@@ -109,9 +109,7 @@ impl Store {
         .fetch_all(&self.read)
         .await
         .map_err(StoreError::db)?;
-        rows.iter()
-            .map(|r| Ok((account_from_row(r)?, get(r, "active_version")?)))
-            .collect()
+        rows.iter().map(|r| Ok((account_from_row(r)?, get(r, "active_version")?))).collect()
     }
 
     /// Store a new secret version. An `Active` version retires the one before it. `event`
@@ -217,9 +215,9 @@ impl Store {
                 Some((account, version)) => match open(&account, &version) {
                     Ok(value) => (event.details(&serde_json::json!({ "version": version.version })), Ok(value)),
                     Err(why) => (
-                        event
-                            .outcome(Outcome::Failed)
-                            .details(&serde_json::json!({ "version": version.version, "problem": "decryption failed" })),
+                        event.outcome(Outcome::Failed).details(
+                            &serde_json::json!({ "version": version.version, "problem": "decryption failed" }),
+                        ),
                         Err(StoreError::Seal(why)),
                     ),
                 },
@@ -229,17 +227,16 @@ impl Store {
             });
             (event, reply)
         });
-        self.writer
-            .read(ReadJob {
-                account_id: account_id.to_owned(),
-                finish,
-            })
-            .await?;
+        self.writer.read(ReadJob { account_id: account_id.to_owned(), finish }).await?;
         rx.await.map_err(|_| StoreError::CommitFailed)?
     }
 
     /// The active secret version of an account in this tenant.
-    pub async fn active_secret(&self, tenant_id: &str, account_id: &str) -> Result<(Account, SecretVersion), StoreError> {
+    pub async fn active_secret(
+        &self,
+        tenant_id: &str,
+        account_id: &str,
+    ) -> Result<(Account, SecretVersion), StoreError> {
         let row = sqlx::query(
             "SELECT a.id, a.tenant_id, a.kind, a.name, a.device_id, a.description, a.created_at, \
              v.account_id, v.version, v.state, v.password_envelope, v.ssh_key_envelope, v.key_id, \

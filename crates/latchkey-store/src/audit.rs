@@ -118,10 +118,7 @@ impl Store {
         // transaction); an insert behind its back is a break too. A batch committed while we
         // walked moves the head as well, so look once more before calling it tampering.
         if get::<i64>(&beyond, "n")? > 0 && self.audit_head().await?.seq == head.seq {
-            return Ok(Err(ChainBreak {
-                seq: head.seq + 1,
-                problem: "events beyond the chain head (inserted)",
-            }));
+            return Ok(Err(ChainBreak { seq: head.seq + 1, problem: "events beyond the chain head (inserted)" }));
         }
         Ok(Ok(checked))
     }

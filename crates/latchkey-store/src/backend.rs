@@ -41,10 +41,7 @@ impl Backend {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
-        migrator
-            .run(pool)
-            .await
-            .map_err(|e| StoreError::Migrate(e.to_string()))
+        migrator.run(pool).await.map_err(|e| StoreError::Migrate(e.to_string()))
     }
 
     /// Opens a write transaction and reads the audit chain head in one round trip. SQLite
@@ -78,5 +75,4 @@ impl Backend {
             Backend::Postgres => format!("${n}"),
         }
     }
-
 }

@@ -1,11 +1,11 @@
 //! Machine credentials: API clients of the compatible APIs and admin API tokens. Only keyed
 //! hashes of their secrets are stored.
 
+use latchkey_core::NewAuditEvent;
 use latchkey_core::clock::to_millis;
 use latchkey_core::model::{AdminToken, ApiClient};
-use latchkey_core::NewAuditEvent;
-use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
+use sqlx::any::AnyRow;
 use time::OffsetDateTime;
 
 use crate::rows::{get, opt_time, time};
@@ -127,7 +127,11 @@ impl Store {
     }
 
     /// The token whose keyed hash is `token_hash`, if it is not revoked and not expired at `now`.
-    pub async fn admin_token_by_hash(&self, token_hash: &[u8; 32], now: OffsetDateTime) -> Result<AdminToken, StoreError> {
+    pub async fn admin_token_by_hash(
+        &self,
+        token_hash: &[u8; 32],
+        now: OffsetDateTime,
+    ) -> Result<AdminToken, StoreError> {
         let row = sqlx::query(
             "SELECT id, tenant_id, name, created_at, expires_at, revoked_at FROM admin_tokens \
              WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",

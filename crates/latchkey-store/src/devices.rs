@@ -1,10 +1,10 @@
 //! Devices.
 
+use latchkey_core::NewAuditEvent;
 use latchkey_core::clock::to_millis;
 use latchkey_core::model::Device;
-use latchkey_core::NewAuditEvent;
-use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
+use sqlx::any::AnyRow;
 use time::OffsetDateTime;
 
 use crate::rows::{get, opt_time, time};
@@ -75,7 +75,12 @@ impl Store {
     }
 
     /// A page of a tenant's devices ordered by id, after `after`.
-    pub async fn list_devices(&self, tenant_id: &str, after: Option<&str>, limit: i64) -> Result<Vec<Device>, StoreError> {
+    pub async fn list_devices(
+        &self,
+        tenant_id: &str,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Device>, StoreError> {
         sqlx::query(
             "SELECT id, tenant_id, name, container_dn, os, agent_public_key, enrolled_at, last_seen_at, \
              poll_interval_secs, created_at FROM devices WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3",

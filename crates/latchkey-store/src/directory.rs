@@ -1,10 +1,10 @@
 //! The built-in directory: groups (with nested members) and users.
 
+use latchkey_core::NewAuditEvent;
 use latchkey_core::clock::to_millis;
 use latchkey_core::model::{Group, GroupMember, MemberKind, User};
-use latchkey_core::NewAuditEvent;
-use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
+use sqlx::any::AnyRow;
 use time::OffsetDateTime;
 
 use crate::rows::{get, time};
@@ -106,7 +106,13 @@ impl Store {
         self.writer
             .change(vec![event], move |conn: &mut AnyConnection| {
                 Box::pin(async move {
-                    require_in_tenant(conn, "SELECT 1 FROM groups WHERE tenant_id = $1 AND id = $2", &tenant_id, &group_id).await?;
+                    require_in_tenant(
+                        conn,
+                        "SELECT 1 FROM groups WHERE tenant_id = $1 AND id = $2",
+                        &tenant_id,
+                        &group_id,
+                    )
+                    .await?;
                     let member_check = match member.kind {
                         MemberKind::Device => "SELECT 1 FROM devices WHERE tenant_id = $1 AND id = $2",
                         MemberKind::User => "SELECT 1 FROM users WHERE tenant_id = $1 AND id = $2",
@@ -153,7 +159,13 @@ impl Store {
         self.writer
             .change(vec![event], move |conn: &mut AnyConnection| {
                 Box::pin(async move {
-                    require_in_tenant(conn, "SELECT 1 FROM groups WHERE tenant_id = $1 AND id = $2", &tenant_id, &group_id).await?;
+                    require_in_tenant(
+                        conn,
+                        "SELECT 1 FROM groups WHERE tenant_id = $1 AND id = $2",
+                        &tenant_id,
+                        &group_id,
+                    )
+                    .await?;
                     let done = sqlx::query(
                         "DELETE FROM group_members WHERE group_id = $1 AND member_kind = $2 AND member_id = $3",
                     )

@@ -63,11 +63,7 @@ impl Store {
             }
         };
         let writer = writer::Writer::spawn(backend, write);
-        Ok(Self {
-            backend,
-            read,
-            writer,
-        })
+        Ok(Self { backend, read, writer })
     }
 
     /// Open the embedded SQLite store in a file, creating it if missing.
@@ -82,11 +78,7 @@ impl Store {
 
     /// Whether the store answers a trivial query.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.read)
-            .await
-            .map(|_| ())
-            .map_err(StoreError::db)
+        sqlx::query("SELECT 1").execute(&self.read).await.map(|_| ()).map_err(StoreError::db)
     }
 
     /// Close the pools after the writer has finished its queue.
@@ -98,11 +90,7 @@ impl Store {
 
 /// Add `mode=rwc` so SQLite creates the file.
 fn sqlite_url(url: &str) -> String {
-    if url.contains('?') {
-        url.to_owned()
-    } else {
-        format!("{url}?mode=rwc")
-    }
+    if url.contains('?') { url.to_owned() } else { format!("{url}?mode=rwc") }
 }
 
 /// A SQLite pool in WAL mode with `synchronous=FULL`; read pools are `query_only`.

@@ -1,8 +1,8 @@
 //! Reading typed records out of rows.
 
 use latchkey_core::clock::from_millis;
-use sqlx::any::AnyRow;
 use sqlx::Row;
+use sqlx::any::AnyRow;
 use time::OffsetDateTime;
 
 use crate::StoreError;

@@ -1,10 +1,10 @@
 //! Tenants.
 
+use latchkey_core::NewAuditEvent;
 use latchkey_core::clock::to_millis;
 use latchkey_core::model::Tenant;
-use latchkey_core::NewAuditEvent;
-use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
+use sqlx::any::AnyRow;
 
 use crate::rows::{get, time};
 use crate::{Store, StoreError};

@@ -20,10 +20,8 @@ const GATHER_TURNS: usize = 4;
 const INSERT_CHUNK: usize = 32;
 
 pub(crate) type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
-type Work = Box<
-    dyn for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<(Reply, Vec<NewAuditEvent>), ()>>
-        + Send,
->;
+type Work =
+    Box<dyn for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<(Reply, Vec<NewAuditEvent>), ()>> + Send>;
 
 /// Decides a read's audit event from what the read found, and prepares its answer.
 pub(crate) type Finish = Box<dyn FnOnce(Option<(Account, SecretVersion)>) -> (NewAuditEvent, Reply) + Send>;
@@ -63,14 +61,7 @@ impl Writer {
         let reply: Reply = Box::new(move |r| {
             let _ = tx.send(r);
         });
-        self.send(Job {
-            release: false,
-            work: None,
-            read: None,
-            events,
-            reply: Some(reply),
-        })
-        .await?;
+        self.send(Job { release: false, work: None, read: None, events, reply: Some(reply) }).await?;
         rx.await.map_err(|_| StoreError::CommitFailed)?
     }
 
@@ -113,14 +104,7 @@ impl Writer {
                 }
             })
         });
-        self.send(Job {
-            release: false,
-            work: Some(work),
-            read: None,
-            events: Vec::new(),
-            reply: None,
-        })
-        .await?;
+        self.send(Job { release: false, work: Some(work), read: None, events: Vec::new(), reply: None }).await?;
         rx.await.map_err(|_| StoreError::CommitFailed)?
     }
 
@@ -128,21 +112,11 @@ impl Writer {
     /// found into the audit event written in the same transaction and the caller's answer.
     /// Reads queued together are answered by one query.
     pub(crate) async fn read(&self, read: ReadJob) -> Result<(), StoreError> {
-        self.send(Job {
-            release: false,
-            work: None,
-            read: Some(read),
-            events: Vec::new(),
-            reply: None,
-        })
-        .await
+        self.send(Job { release: false, work: None, read: Some(read), events: Vec::new(), reply: None }).await
     }
 
     async fn send(&self, job: Job) -> Result<(), StoreError> {
-        self.tx
-            .send(job)
-            .await
-            .map_err(|_| StoreError::Unavailable("store is shutting down".into()))
+        self.tx.send(job).await.map_err(|_| StoreError::Unavailable("store is shutting down".into()))
     }
 
     /// Finish the queue, then close the pool. An empty job is answered after the commit of
@@ -152,13 +126,7 @@ impl Writer {
         let reply: Reply = Box::new(move |r| {
             let _ = tx.send(r);
         });
-        let job = Job {
-            release: true,
-            work: None,
-            read: None,
-            events: Vec::new(),
-            reply: Some(reply),
-        };
+        let job = Job { release: true, work: None, read: None, events: Vec::new(), reply: Some(reply) };
         if self.send(job).await.is_ok() {
             let _ = rx.await;
         }
@@ -265,9 +233,7 @@ async fn commit_batch(backend: Backend, conn: &mut AnyConnection, jobs: Vec<Job>
         Err(e) => {
             tracing::error!(error = %e, "store batch commit failed; every change in it was rolled back");
             let rolled_back = sqlx::query("ROLLBACK").execute(&mut *conn).await.is_ok();
-            replies
-                .into_iter()
-                .for_each(|r| r(Err(StoreError::CommitFailed)));
+            replies.into_iter().for_each(|r| r(Err(StoreError::CommitFailed)));
             if rolled_back { Ok(()) } else { Err(()) }
         }
     }
@@ -277,15 +243,18 @@ async fn commit_batch(backend: Backend, conn: &mut AnyConnection, jobs: Vec<Job>
 async fn begin(backend: Backend, conn: &mut AnyConnection) -> Result<ChainHead, sqlx::Error> {
     let rows = sqlx::raw_sql(backend.begin_and_read_head()).fetch_all(&mut *conn).await?;
     let row = rows.first().ok_or(sqlx::Error::RowNotFound)?;
-    Ok(ChainHead {
-        seq: row.try_get(0)?,
-        hash: to_hash(row.try_get::<Vec<u8>, _>(1)?)?,
-    })
+    Ok(ChainHead { seq: row.try_get(0)?, hash: to_hash(row.try_get::<Vec<u8>, _>(1)?)? })
 }
 
 /// Answer the queued reads with one query; their events join the batch in queue order. If the
 /// query fails, the reads are dropped, which answers them with `CommitFailed`.
-async fn flush_reads(backend: Backend, conn: &mut AnyConnection, reads: &mut Vec<ReadJob>, events: &mut Vec<NewAuditEvent>, replies: &mut Vec<Reply>) {
+async fn flush_reads(
+    backend: Backend,
+    conn: &mut AnyConnection,
+    reads: &mut Vec<ReadJob>,
+    events: &mut Vec<NewAuditEvent>,
+    replies: &mut Vec<Reply>,
+) {
     if reads.is_empty() {
         return;
     }
@@ -308,10 +277,7 @@ async fn flush_reads(backend: Backend, conn: &mut AnyConnection, reads: &mut Vec
 }
 
 /// Run one change under a savepoint; roll it back alone if it fails.
-async fn run_isolated(
-    conn: &mut AnyConnection,
-    work: Work,
-) -> Result<(Reply, Vec<NewAuditEvent>), ()> {
+async fn run_isolated(conn: &mut AnyConnection, work: Work) -> Result<(Reply, Vec<NewAuditEvent>), ()> {
     if sqlx::query("SAVEPOINT change").execute(&mut *conn).await.is_err() {
         return Err(());
     }
@@ -352,10 +318,7 @@ async fn append_events(
     let mut chained = Vec::with_capacity(events.len());
     for event in events {
         let e = event.into_event(head.seq + 1, head.hash);
-        head = ChainHead {
-            seq: e.seq,
-            hash: e.hash,
-        };
+        head = ChainHead { seq: e.seq, hash: e.hash };
         chained.push(e);
     }
     for chunk in chained.chunks(INSERT_CHUNK) {
@@ -365,7 +328,5 @@ async fn append_events(
 }
 
 pub(crate) fn to_hash(bytes: Vec<u8>) -> Result<[u8; 32], sqlx::Error> {
-    bytes
-        .try_into()
-        .map_err(|_| sqlx::Error::Decode("audit hash is not 32 bytes".into()))
+    bytes.try_into().map_err(|_| sqlx::Error::Decode("audit hash is not 32 bytes".into()))
 }

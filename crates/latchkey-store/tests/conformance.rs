@@ -17,13 +17,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use latchkey_core::model::{
-    Account, AccountKind, Device, Group, GroupMember, MemberKind, SecretState, SecretVersion,
-    Tenant, User,
+    Account, AccountKind, Device, Group, GroupMember, MemberKind, SecretState, SecretVersion, Tenant, User,
 };
 use latchkey_core::{Action, AuditEvent, NewAuditEvent, ObjectType, Outcome};
 use latchkey_store::{
-    AuditFilter, Backend, NewAccount, NewAdminToken, NewApiClient, NewDevice, NewGroup, NewUser,
-    SealFn, SealedSecret, Store, StoreError,
+    AuditFilter, Backend, NewAccount, NewAdminToken, NewApiClient, NewDevice, NewGroup, NewUser, SealFn, SealedSecret,
+    Store, StoreError,
 };
 use sqlx::{Connection, Executor, PgConnection, SqliteConnection};
 use tempfile::TempDir;
@@ -44,19 +43,11 @@ struct Db {
 impl Db {
     fn sqlite() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        Self {
-            backend: Backend::Sqlite,
-            url: latchkey_testkit::sqlite_url(&dir),
-            dir: Some(dir),
-        }
+        Self { backend: Backend::Sqlite, url: latchkey_testkit::sqlite_url(&dir), dir: Some(dir) }
     }
 
     async fn postgres() -> Option<Self> {
-        Some(Self {
-            backend: Backend::Postgres,
-            url: latchkey_testkit::fresh_postgres_url().await?,
-            dir: None,
-        })
+        Some(Self { backend: Backend::Postgres, url: latchkey_testkit::fresh_postgres_url().await?, dir: None })
     }
 
     async fn open(&self) -> Store {
@@ -92,19 +83,13 @@ impl Db {
         match self.backend {
             Backend::Sqlite => {
                 let mut c = SqliteConnection::connect(&self.url).await.unwrap();
-                let v = sqlx::query_scalar::<_, i64>(sql)
-                    .fetch_one(&mut c)
-                    .await
-                    .unwrap();
+                let v = sqlx::query_scalar::<_, i64>(sql).fetch_one(&mut c).await.unwrap();
                 c.close().await.unwrap();
                 v
             }
             Backend::Postgres => {
                 let mut c = PgConnection::connect(&self.url).await.unwrap();
-                let v = sqlx::query_scalar::<_, i64>(sql)
-                    .fetch_one(&mut c)
-                    .await
-                    .unwrap();
+                let v = sqlx::query_scalar::<_, i64>(sql).fetch_one(&mut c).await.unwrap();
                 c.close().await.unwrap();
                 v
             }
@@ -164,16 +149,11 @@ fn new_id() -> String {
 }
 
 fn ev(action: Action, object_type: ObjectType, tenant_id: &str, object_id: &str) -> NewAuditEvent {
-    NewAuditEvent::new(T0, "test", action, object_type)
-        .tenant(tenant_id)
-        .object(object_id)
+    NewAuditEvent::new(T0, "test", action, object_type).tenant(tenant_id).object(object_id)
 }
 
 fn everything() -> AuditFilter {
-    AuditFilter {
-        limit: 1000,
-        ..AuditFilter::default()
-    }
+    AuditFilter { limit: 1000, ..AuditFilter::default() }
 }
 
 async fn all_events(store: &Store) -> Vec<AuditEvent> {
@@ -181,18 +161,11 @@ async fn all_events(store: &Store) -> Vec<AuditEvent> {
 }
 
 /// (action, object type, tenant, object) of each event, oldest first.
-fn summary(
-    events: &[AuditEvent],
-) -> Vec<(&'static str, &'static str, Option<String>, Option<String>)> {
+fn summary(events: &[AuditEvent]) -> Vec<(&'static str, &'static str, Option<String>, Option<String>)> {
     events
         .iter()
         .map(|e| {
-            (
-                e.body.action.as_str(),
-                e.body.object_type.as_str(),
-                e.body.tenant_id.clone(),
-                e.body.object_id.clone(),
-            )
+            (e.body.action.as_str(), e.body.object_type.as_str(), e.body.tenant_id.clone(), e.body.object_id.clone())
         })
         .collect()
 }
@@ -203,12 +176,7 @@ fn row(
     tenant: &str,
     object: &str,
 ) -> (&'static str, &'static str, Option<String>, Option<String>) {
-    (
-        action.as_str(),
-        object_type.as_str(),
-        Some(tenant.to_owned()),
-        Some(object.to_owned()),
-    )
+    (action.as_str(), object_type.as_str(), Some(tenant.to_owned()), Some(object.to_owned()))
 }
 
 /// The chain verifies; returns how many events it holds.
@@ -223,23 +191,14 @@ async fn new_tenant(store: &Store, slug: &str) -> Tenant {
     let id = new_id();
     store
         .create_tenant(
-            Tenant {
-                id: id.clone(),
-                slug: slug.to_owned(),
-                name: format!("Tenant {slug}"),
-                created_at: T0,
-            },
+            Tenant { id: id.clone(), slug: slug.to_owned(), name: format!("Tenant {slug}"), created_at: T0 },
             ev(Action::TenantCreate, ObjectType::Tenant, &id, &id),
         )
         .await
         .unwrap()
 }
 
-async fn try_device(
-    store: &Store,
-    tenant_id: &str,
-    name: &str,
-) -> (String, Result<Device, StoreError>) {
+async fn try_device(store: &Store, tenant_id: &str, name: &str) -> (String, Result<Device, StoreError>) {
     let id = new_id();
     let r = store
         .create_device(
@@ -325,27 +284,13 @@ async fn try_account(
     (id, r)
 }
 
-async fn member(
-    store: &Store,
-    tenant_id: &str,
-    group_id: &str,
-    kind: MemberKind,
-    id: &str,
-) -> Result<(), StoreError> {
+async fn member(store: &Store, tenant_id: &str, group_id: &str, kind: MemberKind, id: &str) -> Result<(), StoreError> {
     store
         .add_group_member(
             tenant_id,
             group_id,
-            GroupMember {
-                kind,
-                id: id.to_owned(),
-            },
-            ev(
-                Action::GroupMemberAdd,
-                ObjectType::Group,
-                tenant_id,
-                group_id,
-            ),
+            GroupMember { kind, id: id.to_owned() },
+            ev(Action::GroupMemberAdd, ObjectType::Group, tenant_id, group_id),
         )
         .await
 }
@@ -356,11 +301,7 @@ fn recording_seal(key_id: &str, seen: &Arc<Mutex<Vec<i64>>>) -> SealFn {
     let (key_id, seen) = (key_id.to_owned(), Arc::clone(seen));
     Box::new(move |version| {
         seen.lock().unwrap().push(version);
-        Ok(SealedSecret {
-            password: Some(format!("pw:{key_id}:v{version}").into_bytes()),
-            ssh_key: None,
-            key_id,
-        })
+        Ok(SealedSecret { password: Some(format!("pw:{key_id}:v{version}").into_bytes()), ssh_key: None, key_id })
     })
 }
 
@@ -378,12 +319,7 @@ async fn add_version(
             state,
             None,
             seal,
-            ev(
-                Action::SecretSet,
-                ObjectType::Account,
-                tenant_id,
-                account_id,
-            ),
+            ev(Action::SecretSet, ObjectType::Account, tenant_id, account_id),
         )
         .await
 }
@@ -420,15 +356,9 @@ async fn migrations_run_once(db: Db) {
 
     // Every migration is recorded once and none is left half-applied.
     let applied = db.raw_i64("SELECT COUNT(*) FROM _sqlx_migrations").await;
-    let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"))
-        .unwrap()
-        .count() as i64;
+    let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite")).unwrap().count() as i64;
     assert_eq!(applied, files);
-    assert_eq!(
-        db.raw_i64("SELECT COUNT(*) FROM _sqlx_migrations WHERE NOT success")
-            .await,
-        0
-    );
+    assert_eq!(db.raw_i64("SELECT COUNT(*) FROM _sqlx_migrations WHERE NOT success").await, 0);
 }
 
 /// Several stores opening one database at once (servers starting together, or the CLI while
@@ -472,10 +402,7 @@ async fn sqlite_uses_wal_sqlite() {
     assert!(wal.exists(), "{} missing: not in WAL mode", wal.display());
 
     let mut c = SqliteConnection::connect(&db.url).await.unwrap();
-    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-        .fetch_one(&mut c)
-        .await
-        .unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&mut c).await.unwrap();
     assert_eq!(mode.to_lowercase(), "wal");
     c.close().await.unwrap();
     store.close().await;
@@ -483,10 +410,7 @@ async fn sqlite_uses_wal_sqlite() {
 
 #[tokio::test]
 async fn unsupported_url_is_refused() {
-    assert!(matches!(
-        Store::open("mysql://localhost/x").await,
-        Err(StoreError::UnsupportedUrl)
-    ));
+    assert!(matches!(Store::open("mysql://localhost/x").await, Err(StoreError::UnsupportedUrl)));
 }
 
 async fn tenants(db: Db) {
@@ -499,51 +423,27 @@ async fn tenants(db: Db) {
     assert_eq!(store.tenant_by_slug("alpha").await.unwrap(), alpha);
     assert_eq!(store.tenant_by_id(&zeta.id).await.unwrap(), zeta);
     assert_eq!(store.tenant_by_id(&zeta.id).await.unwrap().created_at, T0);
-    let slugs: Vec<_> = store
-        .list_tenants()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|t| t.slug)
-        .collect();
+    let slugs: Vec<_> = store.list_tenants().await.unwrap().into_iter().map(|t| t.slug).collect();
     assert_eq!(slugs, ["alpha", "mid", "zeta"]);
 
-    assert!(matches!(
-        store.tenant_by_slug("nope").await,
-        Err(StoreError::NotFound)
-    ));
-    assert!(matches!(
-        store.tenant_by_id(&new_id()).await,
-        Err(StoreError::NotFound)
-    ));
+    assert!(matches!(store.tenant_by_slug("nope").await, Err(StoreError::NotFound)));
+    assert!(matches!(store.tenant_by_id(&new_id()).await, Err(StoreError::NotFound)));
 
     // A duplicate slug is a conflict, and leaves neither a row nor an event.
     let dup_id = new_id();
     let dup = store
         .create_tenant(
-            Tenant {
-                id: dup_id.clone(),
-                slug: "mid".into(),
-                name: "Another".into(),
-                created_at: T0,
-            },
+            Tenant { id: dup_id.clone(), slug: "mid".into(), name: "Another".into(), created_at: T0 },
             ev(Action::TenantCreate, ObjectType::Tenant, &dup_id, &dup_id),
         )
         .await;
     assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
-    assert!(matches!(
-        store.tenant_by_id(&dup_id).await,
-        Err(StoreError::NotFound)
-    ));
+    assert!(matches!(store.tenant_by_id(&dup_id).await, Err(StoreError::NotFound)));
     assert_eq!(store.tenant_by_slug("mid").await.unwrap(), mid);
     assert_eq!(store.list_tenants().await.unwrap().len(), 3);
     let events = all_events(&store).await;
     assert_eq!(events.len(), 3);
-    assert!(
-        events
-            .iter()
-            .all(|e| e.body.object_id.as_deref() != Some(dup_id.as_str()))
-    );
+    assert!(events.iter().all(|e| e.body.object_id.as_deref() != Some(dup_id.as_str())));
     assert_eq!(chain_ok(&store).await, 3);
 }
 
@@ -555,28 +455,11 @@ async fn changes_and_events_commit_together(db: Db) {
     let d = new_device(&store, &t.id, "PC-01").await;
     let g = new_group(&store, &t.id, "Admins").await;
     let u = new_user(&store, &t.id, "alice").await;
-    let (a_id, a) = try_account(
-        &store,
-        &t.id,
-        AccountKind::DeviceAdmin,
-        "Administrator",
-        Some(&d.id),
-    )
-    .await;
+    let (a_id, a) = try_account(&store, &t.id, AccountKind::DeviceAdmin, "Administrator", Some(&d.id)).await;
     a.unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
-    add_version(
-        &store,
-        &t.id,
-        &a_id,
-        SecretState::Active,
-        recording_seal("k1", &seen),
-    )
-    .await
-    .unwrap();
-    member(&store, &t.id, &g.id, MemberKind::User, &u.id)
-        .await
-        .unwrap();
+    add_version(&store, &t.id, &a_id, SecretState::Active, recording_seal("k1", &seen)).await.unwrap();
+    member(&store, &t.id, &g.id, MemberKind::User, &u.id).await.unwrap();
 
     let events = all_events(&store).await;
     assert_eq!(
@@ -593,43 +476,23 @@ async fn changes_and_events_commit_together(db: Db) {
     );
     let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
     assert_eq!(seqs, (1..=7).collect::<Vec<_>>());
-    assert!(
-        events.iter().all(|e| e.body.actor == "test"
-            && e.body.outcome == Outcome::Success
-            && e.body.at == T0)
-    );
+    assert!(events.iter().all(|e| e.body.actor == "test" && e.body.outcome == Outcome::Success && e.body.at == T0));
     // The secret event names the version the store allocated.
     let details: serde_json::Value = serde_json::from_str(&events[5].body.details).unwrap();
-    assert_eq!(
-        details,
-        serde_json::json!({ "version": 1, "state": "active" })
-    );
+    assert_eq!(details, serde_json::json!({ "version": 1, "state": "active" }));
 
     // Failing changes of every kind: no row, no event, head unchanged.
     let head = store.audit_head().await.unwrap();
     let (dup_dev, r) = try_device(&store, &t.id, "pc-01").await;
     assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
-    let (dup_acc, r) = try_account(
-        &store,
-        &t.id,
-        AccountKind::DeviceAdmin,
-        "administrator",
-        Some(&d.id),
-    )
-    .await;
+    let (dup_acc, r) = try_account(&store, &t.id, AccountKind::DeviceAdmin, "administrator", Some(&d.id)).await;
     assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
     let r = member(&store, &t.id, &g.id, MemberKind::User, &u.id).await;
     assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
     let r = member(&store, &t.id, &g.id, MemberKind::Device, &new_id()).await;
     assert!(matches!(r, Err(StoreError::NotFound)), "{r:?}");
-    assert!(matches!(
-        store.device(&t.id, &dup_dev).await,
-        Err(StoreError::NotFound)
-    ));
-    assert!(matches!(
-        store.account(&t.id, &dup_acc).await,
-        Err(StoreError::NotFound)
-    ));
+    assert!(matches!(store.device(&t.id, &dup_dev).await, Err(StoreError::NotFound)));
+    assert!(matches!(store.account(&t.id, &dup_acc).await, Err(StoreError::NotFound)));
     assert_eq!(store.group_members(&t.id, &g.id).await.unwrap().len(), 1);
     assert_eq!(store.audit_head().await.unwrap(), head);
     assert_eq!(all_events(&store).await, events);
@@ -654,142 +517,51 @@ async fn devices(db: Db) {
     assert_eq!(d0.os.as_deref(), Some("windows"));
 
     // Paging by id: limit and cursor.
-    let all: Vec<_> = store
-        .list_devices(&a.id, None, 100)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|d| d.id)
-        .collect();
+    let all: Vec<_> = store.list_devices(&a.id, None, 100).await.unwrap().into_iter().map(|d| d.id).collect();
     assert_eq!(all, ids);
-    let page1: Vec<_> = store
-        .list_devices(&a.id, None, 2)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|d| d.id)
-        .collect();
+    let page1: Vec<_> = store.list_devices(&a.id, None, 2).await.unwrap().into_iter().map(|d| d.id).collect();
     assert_eq!(page1, ids[..2]);
-    let page2: Vec<_> = store
-        .list_devices(&a.id, Some(&page1[1]), 2)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|d| d.id)
-        .collect();
+    let page2: Vec<_> =
+        store.list_devices(&a.id, Some(&page1[1]), 2).await.unwrap().into_iter().map(|d| d.id).collect();
     assert_eq!(page2, ids[2..4]);
-    let page3: Vec<_> = store
-        .list_devices(&a.id, Some(&page2[1]), 2)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|d| d.id)
-        .collect();
+    let page3: Vec<_> =
+        store.list_devices(&a.id, Some(&page2[1]), 2).await.unwrap().into_iter().map(|d| d.id).collect();
     assert_eq!(page3, ids[4..]);
-    assert!(
-        store
-            .list_devices(&a.id, Some(&ids[4]), 2)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    assert!(
-        store
-            .list_devices(&b.id, None, 100)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(store.list_devices(&a.id, Some(&ids[4]), 2).await.unwrap().is_empty());
+    assert!(store.list_devices(&b.id, None, 100).await.unwrap().is_empty());
 
     // Names are unique per tenant, case-insensitively (by name_key); other tenants may reuse them.
     let (dup, r) = try_device(&store, &a.id, "pc-00").await;
     assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
-    assert!(matches!(
-        store.device(&a.id, &dup).await,
-        Err(StoreError::NotFound)
-    ));
+    assert!(matches!(store.device(&a.id, &dup).await, Err(StoreError::NotFound)));
     let in_b = new_device(&store, &b.id, "PC-00").await;
 
     // Another tenant's device: invisible and not deletable.
-    assert!(matches!(
-        store.device(&b.id, &ids[0]).await,
-        Err(StoreError::NotFound)
-    ));
-    assert!(matches!(
-        store.device(&a.id, &in_b.id).await,
-        Err(StoreError::NotFound)
-    ));
-    let r = store
-        .delete_device(
-            &b.id,
-            &ids[0],
-            ev(Action::DeviceDelete, ObjectType::Device, &b.id, &ids[0]),
-        )
-        .await;
+    assert!(matches!(store.device(&b.id, &ids[0]).await, Err(StoreError::NotFound)));
+    assert!(matches!(store.device(&a.id, &in_b.id).await, Err(StoreError::NotFound)));
+    let r = store.delete_device(&b.id, &ids[0], ev(Action::DeviceDelete, ObjectType::Device, &b.id, &ids[0])).await;
     assert!(matches!(r, Err(StoreError::NotFound)), "{r:?}");
     store.device(&a.id, &ids[0]).await.unwrap();
 
     // Deleting a device removes its accounts, their secrets and its memberships.
     let g = new_group(&store, &a.id, "G").await;
-    member(&store, &a.id, &g.id, MemberKind::Device, &ids[0])
-        .await
-        .unwrap();
-    let (acc, r) = try_account(
-        &store,
-        &a.id,
-        AccountKind::DeviceAdmin,
-        "Administrator",
-        Some(&ids[0]),
-    )
-    .await;
+    member(&store, &a.id, &g.id, MemberKind::Device, &ids[0]).await.unwrap();
+    let (acc, r) = try_account(&store, &a.id, AccountKind::DeviceAdmin, "Administrator", Some(&ids[0])).await;
     r.unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
-    add_version(
-        &store,
-        &a.id,
-        &acc,
-        SecretState::Active,
-        recording_seal("k1", &seen),
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        store.envelopes_per_key().await.unwrap(),
-        vec![("k1".to_owned(), 1)]
-    );
-    store
-        .delete_device(
-            &a.id,
-            &ids[0],
-            ev(Action::DeviceDelete, ObjectType::Device, &a.id, &ids[0]),
-        )
-        .await
-        .unwrap();
-    assert!(matches!(
-        store.device(&a.id, &ids[0]).await,
-        Err(StoreError::NotFound)
-    ));
-    assert!(matches!(
-        store.account(&a.id, &acc).await,
-        Err(StoreError::NotFound)
-    ));
+    add_version(&store, &a.id, &acc, SecretState::Active, recording_seal("k1", &seen)).await.unwrap();
+    assert_eq!(store.envelopes_per_key().await.unwrap(), vec![("k1".to_owned(), 1)]);
+    store.delete_device(&a.id, &ids[0], ev(Action::DeviceDelete, ObjectType::Device, &a.id, &ids[0])).await.unwrap();
+    assert!(matches!(store.device(&a.id, &ids[0]).await, Err(StoreError::NotFound)));
+    assert!(matches!(store.account(&a.id, &acc).await, Err(StoreError::NotFound)));
     assert!(store.envelopes_per_key().await.unwrap().is_empty());
     assert!(store.group_members(&a.id, &g.id).await.unwrap().is_empty());
     assert_eq!(store.list_devices(&a.id, None, 100).await.unwrap().len(), 4);
-    let r = store
-        .delete_device(
-            &a.id,
-            &ids[0],
-            ev(Action::DeviceDelete, ObjectType::Device, &a.id, &ids[0]),
-        )
-        .await;
+    let r = store.delete_device(&a.id, &ids[0], ev(Action::DeviceDelete, ObjectType::Device, &a.id, &ids[0])).await;
     assert!(matches!(r, Err(StoreError::NotFound)), "{r:?}");
 
     let events = all_events(&store).await;
-    let deletes: Vec<_> = events
-        .iter()
-        .filter(|e| e.body.action == Action::DeviceDelete)
-        .collect();
+    let deletes: Vec<_> = events.iter().filter(|e| e.body.action == Action::DeviceDelete).collect();
     assert_eq!(deletes.len(), 1, "only the successful delete is audited");
     assert_eq!(deletes[0].body.object_id.as_deref(), Some(ids[0].as_str()));
     assert_eq!(count_action(&events, Action::DeviceCreate), 6);
@@ -810,53 +582,26 @@ async fn groups_and_members(db: Db) {
     let ub = new_user(&store, &b.id, "bob").await;
 
     assert_eq!(store.group(&a.id, &g1.id).await.unwrap(), g1);
-    assert!(matches!(
-        store.group(&b.id, &g1.id).await,
-        Err(StoreError::NotFound)
-    ));
-    let names: Vec<_> = store
-        .list_groups(&a.id)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|g| g.name)
-        .collect();
+    assert!(matches!(store.group(&b.id, &g1.id).await, Err(StoreError::NotFound)));
+    let names: Vec<_> = store.list_groups(&a.id).await.unwrap().into_iter().map(|g| g.name).collect();
     assert_eq!(names, ["G1", "G2", "G3"]);
     assert_eq!(store.list_users(&a.id).await.unwrap(), vec![u.clone()]);
 
-    member(&store, &a.id, &g1.id, MemberKind::User, &u.id)
-        .await
-        .unwrap();
-    member(&store, &a.id, &g1.id, MemberKind::Device, &d.id)
-        .await
-        .unwrap();
-    member(&store, &a.id, &g2.id, MemberKind::Group, &g1.id)
-        .await
-        .unwrap();
+    member(&store, &a.id, &g1.id, MemberKind::User, &u.id).await.unwrap();
+    member(&store, &a.id, &g1.id, MemberKind::Device, &d.id).await.unwrap();
+    member(&store, &a.id, &g2.id, MemberKind::Group, &g1.id).await.unwrap();
     assert_eq!(
         store.group_members(&a.id, &g1.id).await.unwrap(),
         vec![
-            GroupMember {
-                kind: MemberKind::Device,
-                id: d.id.clone()
-            },
-            GroupMember {
-                kind: MemberKind::User,
-                id: u.id.clone()
-            },
+            GroupMember { kind: MemberKind::Device, id: d.id.clone() },
+            GroupMember { kind: MemberKind::User, id: u.id.clone() },
         ]
     );
     assert_eq!(
         store.group_members(&a.id, &g2.id).await.unwrap(),
-        vec![GroupMember {
-            kind: MemberKind::Group,
-            id: g1.id.clone()
-        }]
+        vec![GroupMember { kind: MemberKind::Group, id: g1.id.clone() }]
     );
-    assert!(matches!(
-        store.group_members(&b.id, &g1.id).await,
-        Err(StoreError::NotFound)
-    ));
+    assert!(matches!(store.group_members(&b.id, &g1.id).await, Err(StoreError::NotFound)));
     let head = store.audit_head().await.unwrap();
 
     // Members (or groups) of another tenant: NotFound, nothing written.
@@ -882,99 +627,40 @@ async fn groups_and_members(db: Db) {
     assert!(store.group_members(&a.id, &g3.id).await.unwrap().is_empty());
     assert!(store.group_members(&b.id, &gb.id).await.unwrap().is_empty());
 
-    member(&store, &a.id, &g3.id, MemberKind::Group, &g2.id)
-        .await
-        .unwrap();
+    member(&store, &a.id, &g3.id, MemberKind::Group, &g2.id).await.unwrap();
     let r = member(&store, &a.id, &g1.id, MemberKind::Group, &g3.id).await;
-    assert!(
-        matches!(r, Err(StoreError::Conflict(_))),
-        "G1 ⊂ G2 ⊂ G3: {r:?}"
-    );
+    assert!(matches!(r, Err(StoreError::Conflict(_))), "G1 ⊂ G2 ⊂ G3: {r:?}");
 
     // Nested membership is transitive.
-    let device = GroupMember {
-        kind: MemberKind::Device,
-        id: d.id.clone(),
-    };
-    let user = GroupMember {
-        kind: MemberKind::User,
-        id: u.id.clone(),
-    };
+    let device = GroupMember { kind: MemberKind::Device, id: d.id.clone() };
+    let user = GroupMember { kind: MemberKind::User, id: u.id.clone() };
     let of = |m: GroupMember, t: String| {
         let store = store.clone();
-        async move {
-            store
-                .groups_of(&t, &m)
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|g| g.id)
-                .collect::<Vec<_>>()
-        }
+        async move { store.groups_of(&t, &m).await.unwrap().into_iter().map(|g| g.id).collect::<Vec<_>>() }
     };
+    assert_eq!(of(device.clone(), a.id.clone()).await, [g1.id.clone(), g2.id.clone(), g3.id.clone()]);
+    assert_eq!(of(user.clone(), a.id.clone()).await, [g1.id.clone(), g2.id.clone(), g3.id.clone()]);
     assert_eq!(
-        of(device.clone(), a.id.clone()).await,
-        [g1.id.clone(), g2.id.clone(), g3.id.clone()]
-    );
-    assert_eq!(
-        of(user.clone(), a.id.clone()).await,
-        [g1.id.clone(), g2.id.clone(), g3.id.clone()]
-    );
-    assert_eq!(
-        of(
-            GroupMember {
-                kind: MemberKind::Group,
-                id: g1.id.clone()
-            },
-            a.id.clone()
-        )
-        .await,
+        of(GroupMember { kind: MemberKind::Group, id: g1.id.clone() }, a.id.clone()).await,
         [g2.id.clone(), g3.id.clone()]
     );
     assert!(of(device.clone(), b.id.clone()).await.is_empty());
     // The kind matters: a device id asked as a user is in no group.
-    assert!(
-        of(
-            GroupMember {
-                kind: MemberKind::User,
-                id: d.id.clone()
-            },
-            a.id.clone()
-        )
-        .await
-        .is_empty()
-    );
+    assert!(of(GroupMember { kind: MemberKind::User, id: d.id.clone() }, a.id.clone()).await.is_empty());
 
     // Removal.
     let remove = |t: String, g: String, m: GroupMember| {
         let store = store.clone();
-        async move {
-            store
-                .remove_group_member(
-                    &t,
-                    &g,
-                    m,
-                    ev(Action::GroupMemberRemove, ObjectType::Group, &t, &g),
-                )
-                .await
-        }
+        async move { store.remove_group_member(&t, &g, m, ev(Action::GroupMemberRemove, ObjectType::Group, &t, &g)).await }
     };
-    remove(a.id.clone(), g1.id.clone(), device.clone())
-        .await
-        .unwrap();
+    remove(a.id.clone(), g1.id.clone(), device.clone()).await.unwrap();
     assert!(of(device.clone(), a.id.clone()).await.is_empty());
     assert_eq!(of(user.clone(), a.id.clone()).await.len(), 3);
     let r = remove(a.id.clone(), g1.id.clone(), device.clone()).await;
     assert!(matches!(r, Err(StoreError::NotFound)), "{r:?}");
     let r = remove(b.id.clone(), g1.id.clone(), user.clone()).await;
-    assert!(
-        matches!(r, Err(StoreError::NotFound)),
-        "another tenant's group: {r:?}"
-    );
-    assert_eq!(
-        store.group_members(&a.id, &g1.id).await.unwrap(),
-        vec![user]
-    );
+    assert!(matches!(r, Err(StoreError::NotFound)), "another tenant's group: {r:?}");
+    assert_eq!(store.group_members(&a.id, &g1.id).await.unwrap(), vec![user]);
 
     let events = all_events(&store).await;
     assert_eq!(count_action(&events, Action::GroupMemberAdd), 4);
@@ -992,48 +678,18 @@ async fn accounts_and_secret_versions(db: Db) {
     let (gen_id, generic) = try_account(&store, &a.id, AccountKind::Generic, "Backup", None).await;
     let generic = generic.unwrap();
     assert_eq!(generic.device_id, None);
-    let (adm_id, admin) = try_account(
-        &store,
-        &a.id,
-        AccountKind::DeviceAdmin,
-        "Administrator",
-        Some(&d.id),
-    )
-    .await;
+    let (adm_id, admin) = try_account(&store, &a.id, AccountKind::DeviceAdmin, "Administrator", Some(&d.id)).await;
     let admin = admin.unwrap();
     assert_eq!(admin.device_id.as_deref(), Some(d.id.as_str()));
-    assert_eq!(
-        store.account(&a.id, &adm_id).await.unwrap(),
-        (admin.clone(), None)
-    );
-    assert!(matches!(
-        store.account(&b.id, &adm_id).await,
-        Err(StoreError::NotFound)
-    ));
+    assert_eq!(store.account(&a.id, &adm_id).await.unwrap(), (admin.clone(), None));
+    assert!(matches!(store.account(&b.id, &adm_id).await, Err(StoreError::NotFound)));
 
     // A device of another tenant, or no device at all: NotFound, nothing written.
     let head = store.audit_head().await.unwrap();
-    let (x, r) = try_account(
-        &store,
-        &a.id,
-        AccountKind::DeviceAdmin,
-        "Other",
-        Some(&d_b.id),
-    )
-    .await;
+    let (x, r) = try_account(&store, &a.id, AccountKind::DeviceAdmin, "Other", Some(&d_b.id)).await;
     assert!(matches!(r, Err(StoreError::NotFound)), "{r:?}");
-    assert!(matches!(
-        store.account(&a.id, &x).await,
-        Err(StoreError::NotFound)
-    ));
-    let (_, r) = try_account(
-        &store,
-        &a.id,
-        AccountKind::DeviceAdmin,
-        "Ghost",
-        Some(&new_id()),
-    )
-    .await;
+    assert!(matches!(store.account(&a.id, &x).await, Err(StoreError::NotFound)));
+    let (_, r) = try_account(&store, &a.id, AccountKind::DeviceAdmin, "Ghost", Some(&new_id())).await;
     assert!(matches!(r, Err(StoreError::NotFound)), "{r:?}");
     // Names are unique per scope: the generic "Backup" and a device's "Backup" may coexist.
     let (_, r) = try_account(&store, &a.id, AccountKind::Generic, "BACKUP", None).await;
@@ -1046,30 +702,11 @@ async fn accounts_and_secret_versions(db: Db) {
 
     // Versions: the seal closure gets the allocated number; Active retires the previous one.
     let seen = Arc::new(Mutex::new(Vec::new()));
-    assert!(matches!(
-        store.active_secret(&a.id, &adm_id).await,
-        Err(StoreError::NotFound)
-    ));
-    let v1 = add_version(
-        &store,
-        &a.id,
-        &adm_id,
-        SecretState::Active,
-        recording_seal("k1", &seen),
-    )
-    .await
-    .unwrap();
+    assert!(matches!(store.active_secret(&a.id, &adm_id).await, Err(StoreError::NotFound)));
+    let v1 = add_version(&store, &a.id, &adm_id, SecretState::Active, recording_seal("k1", &seen)).await.unwrap();
     assert_eq!((v1.version, v1.state), (1, SecretState::Active));
     assert_eq!(v1.password_envelope.as_deref(), Some(&b"pw:k1:v1"[..]));
-    let v2 = add_version(
-        &store,
-        &a.id,
-        &adm_id,
-        SecretState::Active,
-        recording_seal("k1", &seen),
-    )
-    .await
-    .unwrap();
+    let v2 = add_version(&store, &a.id, &adm_id, SecretState::Active, recording_seal("k1", &seen)).await.unwrap();
     assert_eq!((v2.version, v2.state), (2, SecretState::Active));
     assert_eq!(*seen.lock().unwrap(), [1, 2]);
 
@@ -1081,93 +718,39 @@ async fn accounts_and_secret_versions(db: Db) {
     assert_eq!(active.created_at, T0);
     let versions = store.secret_versions(&a.id, &adm_id).await.unwrap();
     assert_eq!(
-        versions
-            .iter()
-            .map(|v| (v.version, v.state))
-            .collect::<Vec<_>>(),
+        versions.iter().map(|v| (v.version, v.state)).collect::<Vec<_>>(),
         [(2, SecretState::Active), (1, SecretState::Retired)]
     );
-    assert_eq!(
-        versions[1].password_envelope.as_deref(),
-        Some(&b"pw:k1:v1"[..])
-    );
+    assert_eq!(versions[1].password_envelope.as_deref(), Some(&b"pw:k1:v1"[..]));
     assert_eq!(store.account(&a.id, &adm_id).await.unwrap().1, Some(2));
-    assert!(matches!(
-        store.active_secret(&b.id, &adm_id).await,
-        Err(StoreError::NotFound)
-    ));
-    assert!(matches!(
-        store.secret_versions(&b.id, &adm_id).await,
-        Err(StoreError::NotFound)
-    ));
+    assert!(matches!(store.active_secret(&b.id, &adm_id).await, Err(StoreError::NotFound)));
+    assert!(matches!(store.secret_versions(&b.id, &adm_id).await, Err(StoreError::NotFound)));
 
     // Sealing fails: StoreError::Seal, nothing stored, no event, the active version stays.
     let head = store.audit_head().await.unwrap();
     let failing: SealFn = Box::new(|_| Err("hsm unavailable".to_owned()));
     let r = add_version(&store, &a.id, &adm_id, SecretState::Active, failing).await;
-    assert!(
-        matches!(&r, Err(StoreError::Seal(m)) if m == "hsm unavailable"),
-        "{r:?}"
-    );
+    assert!(matches!(&r, Err(StoreError::Seal(m)) if m == "hsm unavailable"), "{r:?}");
     assert_eq!(store.audit_head().await.unwrap(), head);
-    assert_eq!(
-        store.secret_versions(&a.id, &adm_id).await.unwrap(),
-        versions
-    );
+    assert_eq!(store.secret_versions(&a.id, &adm_id).await.unwrap(), versions);
     assert_eq!(store.active_secret(&a.id, &adm_id).await.unwrap().1, v2);
     // Another tenant's account: NotFound, and sealing is never asked.
-    let r = add_version(
-        &store,
-        &b.id,
-        &adm_id,
-        SecretState::Active,
-        recording_seal("k1", &seen),
-    )
-    .await;
+    let r = add_version(&store, &b.id, &adm_id, SecretState::Active, recording_seal("k1", &seen)).await;
     assert!(matches!(r, Err(StoreError::NotFound)), "{r:?}");
     assert_eq!(*seen.lock().unwrap(), [1, 2]);
     assert_eq!(store.audit_head().await.unwrap(), head);
 
     // A Pending version does not retire the active one; its number follows on.
-    let v3 = add_version(
-        &store,
-        &a.id,
-        &adm_id,
-        SecretState::Pending,
-        recording_seal("k1", &seen),
-    )
-    .await
-    .unwrap();
+    let v3 = add_version(&store, &a.id, &adm_id, SecretState::Pending, recording_seal("k1", &seen)).await.unwrap();
     assert_eq!((v3.version, v3.state), (3, SecretState::Pending));
     assert_eq!(*seen.lock().unwrap(), [1, 2, 3]);
+    assert_eq!(store.active_secret(&a.id, &adm_id).await.unwrap().1.version, 2);
     assert_eq!(
-        store.active_secret(&a.id, &adm_id).await.unwrap().1.version,
-        2
-    );
-    assert_eq!(
-        store
-            .secret_versions(&a.id, &adm_id)
-            .await
-            .unwrap()
-            .iter()
-            .map(|v| (v.version, v.state))
-            .collect::<Vec<_>>(),
-        [
-            (3, SecretState::Pending),
-            (2, SecretState::Active),
-            (1, SecretState::Retired)
-        ]
+        store.secret_versions(&a.id, &adm_id).await.unwrap().iter().map(|v| (v.version, v.state)).collect::<Vec<_>>(),
+        [(3, SecretState::Pending), (2, SecretState::Active), (1, SecretState::Retired)]
     );
     // Version numbers are per account.
-    let g1 = add_version(
-        &store,
-        &a.id,
-        &gen_id,
-        SecretState::Active,
-        recording_seal("k1", &seen),
-    )
-    .await
-    .unwrap();
+    let g1 = add_version(&store, &a.id, &gen_id, SecretState::Active, recording_seal("k1", &seen)).await.unwrap();
     assert_eq!(g1.version, 1);
 
     let events = all_events(&store).await;
@@ -1201,45 +784,19 @@ async fn rewrap(db: Db) {
     accounts.sort();
     for acc in &accounts {
         for _ in 0..2 {
-            add_version(
-                &store,
-                &t.id,
-                acc,
-                SecretState::Active,
-                recording_seal("k1", &seen),
-            )
-            .await
-            .unwrap();
+            add_version(&store, &t.id, acc, SecretState::Active, recording_seal("k1", &seen)).await.unwrap();
         }
     }
     let (fresh, r) = try_account(&store, &t.id, AccountKind::Generic, "fresh", None).await;
     r.unwrap();
-    add_version(
-        &store,
-        &t.id,
-        &fresh,
-        SecretState::Active,
-        recording_seal("k2", &seen),
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        store.envelopes_per_key().await.unwrap(),
-        [("k1".to_owned(), 4), ("k2".to_owned(), 1)]
-    );
+    add_version(&store, &t.id, &fresh, SecretState::Active, recording_seal("k2", &seen)).await.unwrap();
+    assert_eq!(store.envelopes_per_key().await.unwrap(), [("k1".to_owned(), 4), ("k2".to_owned(), 1)]);
 
     // Everything not under k2, oldest first per account; the limit applies.
     let todo = store.versions_to_rewrap("k2", 100).await.unwrap();
     assert_eq!(
-        todo.iter()
-            .map(|v| (v.account_id.clone(), v.version))
-            .collect::<Vec<_>>(),
-        [
-            (accounts[0].clone(), 1),
-            (accounts[0].clone(), 2),
-            (accounts[1].clone(), 1),
-            (accounts[1].clone(), 2),
-        ]
+        todo.iter().map(|v| (v.account_id.clone(), v.version)).collect::<Vec<_>>(),
+        [(accounts[0].clone(), 1), (accounts[0].clone(), 2), (accounts[1].clone(), 1), (accounts[1].clone(), 2),]
     );
     assert!(todo.iter().all(|v| v.key_id == "k1"));
     assert_eq!(store.versions_to_rewrap("k2", 3).await.unwrap().len(), 3);
@@ -1250,10 +807,7 @@ async fn rewrap(db: Db) {
     moved.key_id = "k3".into();
     moved.password_envelope = Some(b"pw:k3".to_vec());
     let n = store
-        .replace_envelopes(
-            vec![(moved, "k1".into())],
-            ev(Action::VaultRewrap, ObjectType::Vault, &t.id, "k3"),
-        )
+        .replace_envelopes(vec![(moved, "k1".into())], ev(Action::VaultRewrap, ObjectType::Vault, &t.id, "k3"))
         .await
         .unwrap();
     assert_eq!(n, 1);
@@ -1267,18 +821,9 @@ async fn rewrap(db: Db) {
             (w, v.key_id.clone())
         })
         .collect();
-    let n = store
-        .replace_envelopes(
-            rewrapped,
-            ev(Action::VaultRewrap, ObjectType::Vault, &t.id, "k2"),
-        )
-        .await
-        .unwrap();
+    let n = store.replace_envelopes(rewrapped, ev(Action::VaultRewrap, ObjectType::Vault, &t.id, "k2")).await.unwrap();
     assert_eq!(n, 3);
-    assert_eq!(
-        store.envelopes_per_key().await.unwrap(),
-        [("k2".to_owned(), 4), ("k3".to_owned(), 1)]
-    );
+    assert_eq!(store.envelopes_per_key().await.unwrap(), [("k2".to_owned(), 4), ("k3".to_owned(), 1)]);
     let kept = store.secret_versions(&t.id, &accounts[0]).await.unwrap();
     assert_eq!(kept[1].version, 1);
     assert_eq!(kept[1].key_id, "k3");
@@ -1291,26 +836,14 @@ async fn rewrap(db: Db) {
     assert_eq!(store.versions_to_rewrap("k2", 100).await.unwrap().len(), 1);
 
     let rewraps: Vec<serde_json::Value> = store
-        .list_audit(&AuditFilter {
-            action: Some(Action::VaultRewrap.as_str().into()),
-            ..everything()
-        })
+        .list_audit(&AuditFilter { action: Some(Action::VaultRewrap.as_str().into()), ..everything() })
         .await
         .unwrap()
         .iter()
         .map(|e| serde_json::from_str(&e.body.details).unwrap())
         .collect();
-    assert_eq!(
-        rewraps,
-        [
-            serde_json::json!({ "rewrapped": 1 }),
-            serde_json::json!({ "rewrapped": 3 })
-        ]
-    );
-    assert_eq!(
-        chain_ok(&store).await,
-        all_events(&store).await.len() as u64
-    );
+    assert_eq!(rewraps, [serde_json::json!({ "rewrapped": 1 }), serde_json::json!({ "rewrapped": 3 })]);
+    assert_eq!(chain_ok(&store).await, all_events(&store).await.len() as u64);
 }
 
 async fn api_clients_and_admin_tokens(db: Db) {
@@ -1328,30 +861,13 @@ async fn api_clients_and_admin_tokens(db: Db) {
                 secret_hash: [7; 32],
                 created_at: T0,
             },
-            ev(
-                Action::ApiClientCreate,
-                ObjectType::ApiClient,
-                &t.id,
-                &client_id,
-            ),
+            ev(Action::ApiClientCreate, ObjectType::ApiClient, &t.id, &client_id),
         )
         .await
         .unwrap();
-    assert_eq!(
-        store
-            .api_client_by_secret(&client_id, &[7; 32])
-            .await
-            .unwrap(),
-        client
-    );
-    assert!(matches!(
-        store.api_client_by_secret(&client_id, &[8; 32]).await,
-        Err(StoreError::NotFound)
-    ));
-    assert!(matches!(
-        store.api_client_by_secret(&new_id(), &[7; 32]).await,
-        Err(StoreError::NotFound)
-    ));
+    assert_eq!(store.api_client_by_secret(&client_id, &[7; 32]).await.unwrap(), client);
+    assert!(matches!(store.api_client_by_secret(&client_id, &[8; 32]).await, Err(StoreError::NotFound)));
+    assert!(matches!(store.api_client_by_secret(&new_id(), &[7; 32]).await, Err(StoreError::NotFound)));
     assert_eq!(store.list_api_clients(&t.id).await.unwrap(), vec![client]);
     let dup_id = new_id();
     let r = store
@@ -1364,12 +880,7 @@ async fn api_clients_and_admin_tokens(db: Db) {
                 secret_hash: [9; 32],
                 created_at: T0,
             },
-            ev(
-                Action::ApiClientCreate,
-                ObjectType::ApiClient,
-                &t.id,
-                &dup_id,
-            ),
+            ev(Action::ApiClientCreate, ObjectType::ApiClient, &t.id, &dup_id),
         )
         .await;
     assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
@@ -1379,9 +890,7 @@ async fn api_clients_and_admin_tokens(db: Db) {
         let store = store.clone();
         async move {
             let id = new_id();
-            let event =
-                NewAuditEvent::new(T0, "test", Action::AdminTokenCreate, ObjectType::AdminToken)
-                    .object(&id);
+            let event = NewAuditEvent::new(T0, "test", Action::AdminTokenCreate, ObjectType::AdminToken).object(&id);
             store
                 .create_admin_token(
                     NewAdminToken {
@@ -1398,41 +907,17 @@ async fn api_clients_and_admin_tokens(db: Db) {
         }
     };
     let global = token(1, None, None).await.unwrap();
-    let scoped = token(2, Some(t.id.clone()), Some(T0 + Duration::hours(1)))
-        .await
-        .unwrap();
+    let scoped = token(2, Some(t.id.clone()), Some(T0 + Duration::hours(1))).await.unwrap();
     assert_eq!(store.count_admin_tokens().await.unwrap(), 2);
 
-    assert_eq!(
-        store
-            .admin_token_by_hash(&[1; 32], T0 + Duration::days(3650))
-            .await
-            .unwrap(),
-        global
-    );
-    assert_eq!(
-        store.admin_token_by_hash(&[2; 32], T0).await.unwrap(),
-        scoped
-    );
+    assert_eq!(store.admin_token_by_hash(&[1; 32], T0 + Duration::days(3650)).await.unwrap(), global);
+    assert_eq!(store.admin_token_by_hash(&[2; 32], T0).await.unwrap(), scoped);
     assert_eq!(scoped.tenant_id.as_deref(), Some(t.id.as_str()));
     assert_eq!(scoped.expires_at, Some(T0 + Duration::hours(1)));
     // Expired at `now` (the bound is exclusive) and later: not found.
-    assert!(matches!(
-        store
-            .admin_token_by_hash(&[2; 32], T0 + Duration::hours(1))
-            .await,
-        Err(StoreError::NotFound)
-    ));
-    assert!(matches!(
-        store
-            .admin_token_by_hash(&[2; 32], T0 + Duration::hours(2))
-            .await,
-        Err(StoreError::NotFound)
-    ));
-    assert!(matches!(
-        store.admin_token_by_hash(&[3; 32], T0).await,
-        Err(StoreError::NotFound)
-    ));
+    assert!(matches!(store.admin_token_by_hash(&[2; 32], T0 + Duration::hours(1)).await, Err(StoreError::NotFound)));
+    assert!(matches!(store.admin_token_by_hash(&[2; 32], T0 + Duration::hours(2)).await, Err(StoreError::NotFound)));
+    assert!(matches!(store.admin_token_by_hash(&[3; 32], T0).await, Err(StoreError::NotFound)));
     // A token for a tenant that does not exist, or a reused hash: refused, nothing written.
     let r = token(4, Some(new_id()), None).await;
     assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
@@ -1459,12 +944,7 @@ async fn group_commit_under_concurrency(db: Db) {
             if i % 2 == 0 {
                 let object = format!("read-{i}");
                 store
-                    .append_audit(vec![ev(
-                        Action::SecretRead,
-                        ObjectType::Account,
-                        &tenant,
-                        &object,
-                    )])
+                    .append_audit(vec![ev(Action::SecretRead, ObjectType::Account, &tenant, &object)])
                     .await
                     .map(|()| object)
             } else {
@@ -1486,20 +966,11 @@ async fn group_commit_under_concurrency(db: Db) {
     assert_eq!(n, 201);
     let events = all_events(&store).await;
     assert_eq!(events.len() as u64, n);
-    assert_eq!(
-        events.iter().map(|e| e.seq).collect::<Vec<_>>(),
-        (1..=201).collect::<Vec<_>>()
-    );
+    assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), (1..=201).collect::<Vec<_>>());
     assert_eq!(store.audit_head().await.unwrap().seq, 201);
-    let audited: BTreeSet<String> = events[1..]
-        .iter()
-        .filter_map(|e| e.body.object_id.clone())
-        .collect();
+    let audited: BTreeSet<String> = events[1..].iter().filter_map(|e| e.body.object_id.clone()).collect();
     assert_eq!(audited, objects);
-    assert_eq!(
-        store.list_devices(&t.id, None, 1000).await.unwrap().len(),
-        100
-    );
+    assert_eq!(store.list_devices(&t.id, None, 1000).await.unwrap().len(), 100);
 }
 
 /// Concurrent creations where some are duplicates: each duplicate fails alone; the others in
@@ -1512,14 +983,8 @@ async fn failing_change_does_not_undo_its_batch(db: Db) {
         let store = store.clone();
         let tenant = t.id.clone();
         // 80 distinct names; 40 of them asked for twice, in another case.
-        let name = if i < 80 {
-            format!("pc-{i}")
-        } else {
-            format!("PC-{}", i - 80)
-        };
-        tasks.push(tokio::spawn(async move {
-            try_device(&store, &tenant, &name).await
-        }));
+        let name = if i < 80 { format!("pc-{i}") } else { format!("PC-{}", i - 80) };
+        tasks.push(tokio::spawn(async move { try_device(&store, &tenant, &name).await }));
     }
     let (mut created, mut refused) = (BTreeSet::new(), Vec::new());
     for task in tasks {
@@ -1534,25 +999,14 @@ async fn failing_change_does_not_undo_its_batch(db: Db) {
     }
     assert_eq!(created.len(), 80);
     assert_eq!(refused.len(), 40);
-    let listed: BTreeSet<String> = store
-        .list_devices(&t.id, None, 1000)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|d| d.id)
-        .collect();
+    let listed: BTreeSet<String> =
+        store.list_devices(&t.id, None, 1000).await.unwrap().into_iter().map(|d| d.id).collect();
     assert_eq!(listed, created);
     for id in &refused {
-        assert!(matches!(
-            store.device(&t.id, id).await,
-            Err(StoreError::NotFound)
-        ));
+        assert!(matches!(store.device(&t.id, id).await, Err(StoreError::NotFound)));
     }
     let events = all_events(&store).await;
-    let audited: BTreeSet<String> = events[1..]
-        .iter()
-        .filter_map(|e| e.body.object_id.clone())
-        .collect();
+    let audited: BTreeSet<String> = events[1..].iter().filter_map(|e| e.body.object_id.clone()).collect();
     assert_eq!(audited, created);
     assert_eq!(chain_ok(&store).await, 81);
 }
@@ -1564,35 +1018,18 @@ async fn two_stores_share_one_chain(db: Db) {
     let t = new_tenant(&first, "a").await;
     let mut tasks = Vec::new();
     for i in 0..100 {
-        let store = if i % 2 == 0 {
-            first.clone()
-        } else {
-            second.clone()
-        };
+        let store = if i % 2 == 0 { first.clone() } else { second.clone() };
         let tenant = t.id.clone();
         tasks.push(tokio::spawn(async move {
             if i % 4 < 2 {
                 store
                     .append_audit(vec![
-                        ev(
-                            Action::SecretRead,
-                            ObjectType::Account,
-                            &tenant,
-                            &format!("r-{i}"),
-                        ),
-                        ev(
-                            Action::AccessDenied,
-                            ObjectType::Account,
-                            &tenant,
-                            &format!("d-{i}"),
-                        ),
+                        ev(Action::SecretRead, ObjectType::Account, &tenant, &format!("r-{i}")),
+                        ev(Action::AccessDenied, ObjectType::Account, &tenant, &format!("d-{i}")),
                     ])
                     .await
             } else {
-                try_device(&store, &tenant, &format!("pc-{i}"))
-                    .await
-                    .1
-                    .map(|_| ())
+                try_device(&store, &tenant, &format!("pc-{i}")).await.1.map(|_| ())
             }
         }));
     }
@@ -1602,76 +1039,28 @@ async fn two_stores_share_one_chain(db: Db) {
     // 1 tenant + 50 × 2 audit-only + 50 devices.
     assert_eq!(chain_ok(&first).await, 151);
     assert_eq!(chain_ok(&second).await, 151);
-    assert_eq!(
-        first.list_devices(&t.id, None, 1000).await.unwrap().len(),
-        50
-    );
+    assert_eq!(first.list_devices(&t.id, None, 1000).await.unwrap().len(), 50);
 }
 
 async fn audit_filters(db: Db) {
     let store = db.open().await;
     let at = |ms: i64| T0 + Duration::milliseconds(ms);
     let e = |ms: i64, tenant: &str, actor: &str, action: Action, object: &str, outcome: Outcome| {
-        NewAuditEvent::new(at(ms), actor, action, ObjectType::Account)
-            .tenant(tenant)
-            .object(object)
-            .outcome(outcome)
+        NewAuditEvent::new(at(ms), actor, action, ObjectType::Account).tenant(tenant).object(object).outcome(outcome)
     };
     store
         .append_audit(vec![
-            e(
-                0,
-                "ta",
-                "alice",
-                Action::SecretRead,
-                "acc-1",
-                Outcome::Success,
-            ), // 1
-            e(
-                10,
-                "ta",
-                "bob",
-                Action::SecretRead,
-                "acc-2",
-                Outcome::Denied,
-            ), // 2
-            e(
-                20,
-                "tb",
-                "alice",
-                Action::SecretSet,
-                "acc-1",
-                Outcome::Success,
-            ), // 3
-            e(
-                30,
-                "tb",
-                "carol",
-                Action::AccessDenied,
-                "acc-3",
-                Outcome::Denied,
-            ), // 4
+            e(0, "ta", "alice", Action::SecretRead, "acc-1", Outcome::Success), // 1
+            e(10, "ta", "bob", Action::SecretRead, "acc-2", Outcome::Denied),   // 2
+            e(20, "tb", "alice", Action::SecretSet, "acc-1", Outcome::Success), // 3
+            e(30, "tb", "carol", Action::AccessDenied, "acc-3", Outcome::Denied), // 4
         ])
         .await
         .unwrap();
     store
         .append_audit(vec![
-            e(
-                40,
-                "ta",
-                "alice",
-                Action::SecretSet,
-                "acc-2",
-                Outcome::Failed,
-            ), // 5
-            e(
-                50,
-                "ta",
-                "bob",
-                Action::SecretRead,
-                "acc-1",
-                Outcome::Success,
-            ), // 6
+            e(40, "ta", "alice", Action::SecretSet, "acc-2", Outcome::Failed), // 5
+            e(50, "ta", "bob", Action::SecretRead, "acc-1", Outcome::Success), // 6
             NewAuditEvent::new(at(60), "system", Action::VaultKeyAdd, ObjectType::Vault), // 7: no tenant
         ])
         .await
@@ -1679,100 +1068,21 @@ async fn audit_filters(db: Db) {
 
     let seqs = |f: AuditFilter| {
         let store = store.clone();
-        async move {
-            store
-                .list_audit(&f)
-                .await
-                .unwrap()
-                .iter()
-                .map(|e| e.seq)
-                .collect::<Vec<_>>()
-        }
+        async move { store.list_audit(&f).await.unwrap().iter().map(|e| e.seq).collect::<Vec<_>>() }
     };
     assert_eq!(seqs(everything()).await, [1, 2, 3, 4, 5, 6, 7]);
-    assert_eq!(
-        seqs(AuditFilter {
-            tenant_id: Some("ta".into()),
-            ..everything()
-        })
-        .await,
-        [1, 2, 5, 6]
-    );
-    assert_eq!(
-        seqs(AuditFilter {
-            tenant_id: Some("nope".into()),
-            ..everything()
-        })
-        .await,
-        [0; 0]
-    );
-    assert_eq!(
-        seqs(AuditFilter {
-            actor: Some("alice".into()),
-            ..everything()
-        })
-        .await,
-        [1, 3, 5]
-    );
-    assert_eq!(
-        seqs(AuditFilter {
-            action: Some("secret.read".into()),
-            ..everything()
-        })
-        .await,
-        [1, 2, 6]
-    );
-    assert_eq!(
-        seqs(AuditFilter {
-            outcome: Some("denied".into()),
-            ..everything()
-        })
-        .await,
-        [2, 4]
-    );
-    assert_eq!(
-        seqs(AuditFilter {
-            outcome: Some("failed".into()),
-            ..everything()
-        })
-        .await,
-        [5]
-    );
-    assert_eq!(
-        seqs(AuditFilter {
-            object_id: Some("acc-1".into()),
-            ..everything()
-        })
-        .await,
-        [1, 3, 6]
-    );
+    assert_eq!(seqs(AuditFilter { tenant_id: Some("ta".into()), ..everything() }).await, [1, 2, 5, 6]);
+    assert_eq!(seqs(AuditFilter { tenant_id: Some("nope".into()), ..everything() }).await, [0; 0]);
+    assert_eq!(seqs(AuditFilter { actor: Some("alice".into()), ..everything() }).await, [1, 3, 5]);
+    assert_eq!(seqs(AuditFilter { action: Some("secret.read".into()), ..everything() }).await, [1, 2, 6]);
+    assert_eq!(seqs(AuditFilter { outcome: Some("denied".into()), ..everything() }).await, [2, 4]);
+    assert_eq!(seqs(AuditFilter { outcome: Some("failed".into()), ..everything() }).await, [5]);
+    assert_eq!(seqs(AuditFilter { object_id: Some("acc-1".into()), ..everything() }).await, [1, 3, 6]);
     // Time range: since inclusive, until exclusive.
     let ms = |d: i64| Some(latchkey_core::clock::to_millis(at(d)));
-    assert_eq!(
-        seqs(AuditFilter {
-            since_ms: ms(10),
-            until_ms: ms(40),
-            ..everything()
-        })
-        .await,
-        [2, 3, 4]
-    );
-    assert_eq!(
-        seqs(AuditFilter {
-            since_ms: ms(60),
-            ..everything()
-        })
-        .await,
-        [7]
-    );
-    assert_eq!(
-        seqs(AuditFilter {
-            until_ms: ms(0),
-            ..everything()
-        })
-        .await,
-        [0; 0]
-    );
+    assert_eq!(seqs(AuditFilter { since_ms: ms(10), until_ms: ms(40), ..everything() }).await, [2, 3, 4]);
+    assert_eq!(seqs(AuditFilter { since_ms: ms(60), ..everything() }).await, [7]);
+    assert_eq!(seqs(AuditFilter { until_ms: ms(0), ..everything() }).await, [0; 0]);
     // Combined.
     assert_eq!(
         seqs(AuditFilter {
@@ -1785,32 +1095,12 @@ async fn audit_filters(db: Db) {
         [1, 6]
     );
     // Limit, and paging with after_seq.
-    assert_eq!(
-        seqs(AuditFilter {
-            limit: 3,
-            ..everything()
-        })
-        .await,
-        [1, 2, 3]
-    );
-    assert_eq!(
-        seqs(AuditFilter {
-            after_seq: Some(5),
-            ..everything()
-        })
-        .await,
-        [6, 7]
-    );
+    assert_eq!(seqs(AuditFilter { limit: 3, ..everything() }).await, [1, 2, 3]);
+    assert_eq!(seqs(AuditFilter { after_seq: Some(5), ..everything() }).await, [6, 7]);
     let mut paged = Vec::new();
     let mut after = None;
     loop {
-        let page = seqs(AuditFilter {
-            tenant_id: Some("ta".into()),
-            after_seq: after,
-            limit: 3,
-            ..everything()
-        })
-        .await;
+        let page = seqs(AuditFilter { tenant_id: Some("ta".into()), after_seq: after, limit: 3, ..everything() }).await;
         if page.is_empty() {
             break;
         }
@@ -1821,17 +1111,7 @@ async fn audit_filters(db: Db) {
 
     // Events read back exactly as written.
     let events = all_events(&store).await;
-    assert_eq!(
-        events[1].body,
-        e(
-            10,
-            "ta",
-            "bob",
-            Action::SecretRead,
-            "acc-2",
-            Outcome::Denied
-        )
-    );
+    assert_eq!(events[1].body, e(10, "ta", "bob", Action::SecretRead, "acc-2", Outcome::Denied));
     assert_eq!(events[6].body.tenant_id, None);
     assert_eq!(events[6].body.object_id, None);
     assert_eq!(chain_ok(&store).await, 7);
@@ -1863,33 +1143,21 @@ async fn chain_break(store: &Store) -> latchkey_core::ChainBreak {
 
 async fn tamper_edited_event(db: Db) {
     let store = five_events(&db).await;
-    assert_eq!(
-        db.raw_execute("UPDATE audit_events SET actor = 'mallory' WHERE seq = 3")
-            .await,
-        1
-    );
+    assert_eq!(db.raw_execute("UPDATE audit_events SET actor = 'mallory' WHERE seq = 3").await, 1);
     let brk = chain_break(&store).await;
     assert_eq!(brk.seq, 3, "{brk}");
 }
 
 async fn tamper_deleted_middle_event(db: Db) {
     let store = five_events(&db).await;
-    assert_eq!(
-        db.raw_execute("DELETE FROM audit_events WHERE seq = 3")
-            .await,
-        1
-    );
+    assert_eq!(db.raw_execute("DELETE FROM audit_events WHERE seq = 3").await, 1);
     let brk = chain_break(&store).await;
     assert_eq!(brk.seq, 3, "{brk}");
 }
 
 async fn tamper_truncated_tail(db: Db) {
     let store = five_events(&db).await;
-    assert_eq!(
-        db.raw_execute("DELETE FROM audit_events WHERE seq = 5")
-            .await,
-        1
-    );
+    assert_eq!(db.raw_execute("DELETE FROM audit_events WHERE seq = 5").await, 1);
     let brk = chain_break(&store).await;
     assert_eq!(brk.seq, 5, "{brk}");
 }
@@ -1912,51 +1180,18 @@ async fn tamper_inserted_beyond_head(db: Db) {
 /// verifies across page boundaries, and a deletion right after a page boundary is found.
 async fn long_chain_verifies_across_pages(db: Db) {
     let store = db.open().await;
-    let events: Vec<_> = (0..2100)
-        .map(|i| {
-            ev(
-                Action::SecretRead,
-                ObjectType::Account,
-                "t",
-                &format!("obj-{i}"),
-            )
-        })
-        .collect();
+    let events: Vec<_> =
+        (0..2100).map(|i| ev(Action::SecretRead, ObjectType::Account, "t", &format!("obj-{i}"))).collect();
     store.append_audit(events).await.unwrap();
-    store
-        .append_audit(vec![ev(
-            Action::SecretRead,
-            ObjectType::Account,
-            "t",
-            "last",
-        )])
-        .await
-        .unwrap();
+    store.append_audit(vec![ev(Action::SecretRead, ObjectType::Account, "t", "last")]).await.unwrap();
     assert_eq!(chain_ok(&store).await, 2101);
-    let listed = store
-        .list_audit(&AuditFilter {
-            after_seq: Some(1999),
-            limit: 3,
-            ..AuditFilter::default()
-        })
-        .await
-        .unwrap();
+    let listed =
+        store.list_audit(&AuditFilter { after_seq: Some(1999), limit: 3, ..AuditFilter::default() }).await.unwrap();
     assert_eq!(
-        listed
-            .iter()
-            .map(|e| (e.seq, e.body.object_id.clone().unwrap()))
-            .collect::<Vec<_>>(),
-        [
-            (2000, "obj-1999".to_owned()),
-            (2001, "obj-2000".to_owned()),
-            (2002, "obj-2001".to_owned())
-        ]
+        listed.iter().map(|e| (e.seq, e.body.object_id.clone().unwrap())).collect::<Vec<_>>(),
+        [(2000, "obj-1999".to_owned()), (2001, "obj-2000".to_owned()), (2002, "obj-2001".to_owned())]
     );
-    assert_eq!(
-        db.raw_execute("DELETE FROM audit_events WHERE seq = 2001")
-            .await,
-        1
-    );
+    assert_eq!(db.raw_execute("DELETE FROM audit_events WHERE seq = 2001").await, 1);
     let brk = chain_break(&store).await;
     assert_eq!(brk.seq, 2001, "{brk}");
 }
@@ -1984,38 +1219,15 @@ async fn failed_commit_keeps_nothing(db: Db) {
 
     let (id, r) = try_device(&store, &t.id, "pc").await;
     assert!(matches!(r, Err(StoreError::CommitFailed)), "{r:?}");
-    assert!(matches!(
-        store.device(&t.id, &id).await,
-        Err(StoreError::NotFound)
-    ));
-    assert!(
-        store
-            .list_devices(&t.id, None, 100)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(matches!(store.device(&t.id, &id).await, Err(StoreError::NotFound)));
+    assert!(store.list_devices(&t.id, None, 100).await.unwrap().is_empty());
     assert_eq!(store.audit_head().await.unwrap(), head);
-    let r = store
-        .append_audit(vec![ev(
-            Action::SecretRead,
-            ObjectType::Account,
-            &t.id,
-            "x",
-        )])
-        .await;
+    let r = store.append_audit(vec![ev(Action::SecretRead, ObjectType::Account, &t.id, "x")]).await;
     assert!(matches!(r, Err(StoreError::CommitFailed)), "{r:?}");
 
-    assert_eq!(
-        db.raw_execute("DELETE FROM audit_events WHERE seq = 2")
-            .await,
-        1
-    );
+    assert_eq!(db.raw_execute("DELETE FROM audit_events WHERE seq = 2").await, 1);
     let d = new_device(&store, &t.id, "pc").await;
-    assert_eq!(
-        store.list_devices(&t.id, None, 100).await.unwrap(),
-        vec![d.clone()]
-    );
+    assert_eq!(store.list_devices(&t.id, None, 100).await.unwrap(), vec![d.clone()]);
     let events = all_events(&store).await;
     assert_eq!(
         summary(&events),
@@ -2036,9 +1248,7 @@ async fn close_during_writes(db: Db) {
     for i in 0..100 {
         let store = store.clone();
         let tenant = t.id.clone();
-        tasks.push(tokio::spawn(async move {
-            try_device(&store, &tenant, &format!("pc-{i}")).await
-        }));
+        tasks.push(tokio::spawn(async move { try_device(&store, &tenant, &format!("pc-{i}")).await }));
     }
     tokio::task::yield_now().await;
     store.close().await;
@@ -2057,22 +1267,12 @@ async fn close_during_writes(db: Db) {
     assert_eq!(ok.len() + failed.len(), 100);
 
     let store = db.open().await;
-    let stored: BTreeSet<String> = store
-        .list_devices(&t.id, None, 1000)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|d| d.id)
-        .collect();
+    let stored: BTreeSet<String> =
+        store.list_devices(&t.id, None, 1000).await.unwrap().into_iter().map(|d| d.id).collect();
     assert!(ok.is_subset(&stored), "a change answered Ok is missing");
-    assert!(
-        stored.is_disjoint(&failed),
-        "a change answered with an error was stored"
-    );
-    let audited: BTreeSet<String> = all_events(&store).await[1..]
-        .iter()
-        .filter_map(|e| e.body.object_id.clone())
-        .collect();
+    assert!(stored.is_disjoint(&failed), "a change answered with an error was stored");
+    let audited: BTreeSet<String> =
+        all_events(&store).await[1..].iter().filter_map(|e| e.body.object_id.clone()).collect();
     assert_eq!(audited, stored);
     assert_eq!(chain_ok(&store).await, 1 + stored.len() as u64);
 }
@@ -2085,8 +1285,7 @@ async fn close_finishes_queued_changes(db: Db) {
     let mut queued = Vec::new();
     for i in 0..50 {
         let (store, tenant) = (store.clone(), t.id.clone());
-        let mut change =
-            Box::pin(async move { try_device(&store, &tenant, &format!("pc-{i}")).await });
+        let mut change = Box::pin(async move { try_device(&store, &tenant, &format!("pc-{i}")).await });
         // One poll queues the change with the writer; the answer comes after its commit.
         assert!(futures::poll!(change.as_mut()).is_pending());
         queued.push(change);
@@ -2103,13 +1302,8 @@ async fn close_finishes_queued_changes(db: Db) {
     assert!(r.is_err(), "a change after close succeeded");
 
     let store = db.open().await;
-    let stored: BTreeSet<String> = store
-        .list_devices(&t.id, None, 1000)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|d| d.id)
-        .collect();
+    let stored: BTreeSet<String> =
+        store.list_devices(&t.id, None, 1000).await.unwrap().into_iter().map(|d| d.id).collect();
     assert_eq!(stored, ids);
     assert!(!stored.contains(&late));
     assert_eq!(chain_ok(&store).await, 51);

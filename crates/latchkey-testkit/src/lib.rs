@@ -40,12 +40,9 @@ pub async fn fresh_postgres_url() -> Option<String> {
         }
     };
     let name = format!("lk_test_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = PgConnection::connect(&admin_url).await.unwrap_or_else(|e| {
-        panic!(
-            "cannot connect to {PG_URL_VAR} ({}): {e}",
-            redact(&admin_url)
-        )
-    });
+    let mut conn = PgConnection::connect(&admin_url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {PG_URL_VAR} ({}): {e}", redact(&admin_url)));
     create_database(&mut conn, &name).await;
     let _ = conn.close().await;
     Some(with_database(&admin_url, &name))
@@ -106,12 +103,7 @@ fn redact(url: &str) -> String {
     let authority_end = rest.find('/').unwrap_or(rest.len());
     match rest[..authority_end].rfind('@') {
         Some(at) => match rest[..at].find(':') {
-            Some(colon) => format!(
-                "{}{}:***{}",
-                &url[..scheme_end],
-                &rest[..colon],
-                &rest[at..]
-            ),
+            Some(colon) => format!("{}{}:***{}", &url[..scheme_end], &rest[..colon], &rest[at..]),
             None => url.to_owned(),
         },
         None => url.to_owned(),
@@ -132,19 +124,13 @@ mod tests {
             with_database("postgres://u:p@h/postgres?sslmode=disable", "d"),
             "postgres://u:p@h/d?sslmode=disable"
         );
-        assert_eq!(
-            with_database("postgres://u:p@h:1", "d"),
-            "postgres://u:p@h:1/d"
-        );
+        assert_eq!(with_database("postgres://u:p@h:1", "d"), "postgres://u:p@h:1/d");
         assert_eq!(with_database("postgresql://h/", "d"), "postgresql://h/d");
     }
 
     #[test]
     fn password_is_redacted() {
-        assert_eq!(
-            redact("postgres://u:secret@h:1/db"),
-            "postgres://u:***@h:1/db"
-        );
+        assert_eq!(redact("postgres://u:secret@h:1/db"), "postgres://u:***@h:1/db");
         assert_eq!(redact("postgres://h/db"), "postgres://h/db");
     }
 

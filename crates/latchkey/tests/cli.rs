@@ -33,19 +33,10 @@ fn device_add_list_show_remove() {
             "OU=Servers,DC=corp,DC=local",
         ])
         .ok();
-    assert!(
-        added.stdout.contains(id) && added.stdout.contains("web01"),
-        "{added:#?}"
-    );
-    assert!(
-        added.stdout.contains("OU=Servers,DC=corp,DC=local"),
-        "{added:#?}"
-    );
+    assert!(added.stdout.contains(id) && added.stdout.contains("web01"), "{added:#?}");
+    assert!(added.stdout.contains("OU=Servers,DC=corp,DC=local"), "{added:#?}");
     let second = s.json(&["device", "add", "web02"]);
-    let second_id = second["deviceId"]
-        .as_str()
-        .expect("generated device id")
-        .to_owned();
+    let second_id = second["deviceId"].as_str().expect("generated device id").to_owned();
     assert_eq!(second["tenant"], "default");
     s.run(&["device", "add", "web03"]).ok();
 
@@ -54,17 +45,11 @@ fn device_add_list_show_remove() {
     for name in ["web01", "web02", "web03"] {
         assert!(table.stdout.contains(name), "{name} missing: {table:#?}");
     }
-    assert!(
-        table.stdout.contains("DEVICE ID") && table.stdout.contains(id),
-        "{table:#?}"
-    );
+    assert!(table.stdout.contains("DEVICE ID") && table.stdout.contains(id), "{table:#?}");
     let list = s.json(&["device", "list", "--limit", "1"]);
     let items = list["items"].as_array().expect("items");
     assert_eq!(items.len(), 3, "{list:#}");
-    assert!(
-        list.get("next").is_none(),
-        "the combined list has no next: {list:#}"
-    );
+    assert!(list.get("next").is_none(), "the combined list has no next: {list:#}");
 
     let shown = s.json(&["device", "show", id]);
     assert_eq!(shown["deviceId"], id);
@@ -72,37 +57,24 @@ fn device_add_list_show_remove() {
     assert_eq!(shown["os"], "Linux");
     assert_eq!(shown["containerDn"], "OU=Servers,DC=corp,DC=local");
     let shown_table = s.run(&["device", "show", &second_id]).ok();
-    assert!(
-        shown_table.stdout.contains("web02") && shown_table.stdout.contains("poll interval"),
-        "{shown_table:#?}"
-    );
+    assert!(shown_table.stdout.contains("web02") && shown_table.stdout.contains("poll interval"), "{shown_table:#?}");
 
     let removed = s.run(&["device", "remove", id]).ok();
     assert!(removed.stdout.contains(id), "{removed:#?}");
     let gone = s.run(&["device", "show", id]);
     assert_eq!(gone.code, 1, "{gone:#?}");
-    assert!(
-        gone.stderr.starts_with("error: Not found: no such device"),
-        "{gone:#?}"
-    );
+    assert!(gone.stderr.starts_with("error: Not found: no such device"), "{gone:#?}");
     assert!(gone.stdout.is_empty());
     let after = s.json(&["device", "list"]);
-    let ids: Vec<&str> = after["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .filter_map(|d| d["deviceId"].as_str())
-        .collect();
+    let ids: Vec<&str> =
+        after["items"].as_array().expect("items").iter().filter_map(|d| d["deviceId"].as_str()).collect();
     assert_eq!(ids.len(), 2);
     assert!(!ids.contains(&id));
 
     // A bad id is refused by the server with its message.
     let bad = s.run(&["device", "show", "not-a-uuid"]);
     assert_eq!(bad.code, 1);
-    assert!(
-        bad.stderr.starts_with("error: Invalid parameter:"),
-        "{bad:#?}"
-    );
+    assert!(bad.stderr.starts_with("error: Invalid parameter:"), "{bad:#?}");
 }
 
 #[test]
@@ -111,32 +83,11 @@ fn set_password_from_stdin_then_read_it_with_a_reason() {
     let id = new_account(&s, "root");
     // Only the first line counts, without its line ending; spaces are part of the password.
     let password = " correct horse\tbattery staple ";
-    let set = s
-        .run_stdin(
-            &["account", "set-password", &id],
-            &format!("{password}\r\nsecond line\n"),
-        )
-        .ok();
-    assert!(
-        set.stdout.contains("secret version 1 is active"),
-        "{set:#?}"
-    );
-    assert!(
-        !set.stdout.contains("horse") && !set.stderr.contains("horse"),
-        "the password was printed: {set:#?}"
-    );
+    let set = s.run_stdin(&["account", "set-password", &id], &format!("{password}\r\nsecond line\n")).ok();
+    assert!(set.stdout.contains("secret version 1 is active"), "{set:#?}");
+    assert!(!set.stdout.contains("horse") && !set.stderr.contains("horse"), "the password was printed: {set:#?}");
 
-    let got = s
-        .run(&[
-            "account",
-            "get-password",
-            &id,
-            "--reason",
-            "restore backups",
-            "--ticket",
-            "CHG-42",
-        ])
-        .ok();
+    let got = s.run(&["account", "get-password", &id, "--reason", "restore backups", "--ticket", "CHG-42"]).ok();
     assert_eq!(got.stdout, format!("{password}\n"));
     assert!(got.stderr.is_empty(), "{got:#?}");
 
@@ -146,14 +97,8 @@ fn set_password_from_stdin_then_read_it_with_a_reason() {
     assert_eq!(revealed["accountName"], "root");
 
     let table = s.run(&["audit", "list", "--action", "secret.read"]).ok();
-    assert!(
-        table.stdout.contains("restore backups") && table.stdout.contains("second look"),
-        "{table:#?}"
-    );
-    assert!(
-        table.stdout.contains("REASON") && table.stdout.contains(&id),
-        "{table:#?}"
-    );
+    assert!(table.stdout.contains("restore backups") && table.stdout.contains("second look"), "{table:#?}");
+    assert!(table.stdout.contains("REASON") && table.stdout.contains(&id), "{table:#?}");
     assert!(!table.stdout.contains("horse"));
     let events = s.json(&["audit", "list", "--action", "secret.read"]);
     let events = events["items"].as_array().expect("items");
@@ -164,11 +109,8 @@ fn set_password_from_stdin_then_read_it_with_a_reason() {
     assert_eq!(events[0]["objectId"], id.as_str());
 
     // A new version replaces the old one.
-    s.run_stdin(&["account", "set-password", &id], "n3w-password\n")
-        .ok();
-    let got = s
-        .run(&["account", "get-password", &id, "--reason", "after change"])
-        .ok();
+    s.run_stdin(&["account", "set-password", &id], "n3w-password\n").ok();
+    let got = s.run(&["account", "get-password", &id, "--reason", "after change"]).ok();
     assert_eq!(got.stdout, "n3w-password\n");
     let versions = s.json(&["account", "versions", &id]);
     assert_eq!(versions["items"].as_array().expect("items").len(), 2);
@@ -180,19 +122,14 @@ fn set_password_from_stdin_then_read_it_with_a_reason() {
 fn get_password_without_reason_fails_clearly_and_reads_nothing() {
     let s = Server::start();
     let id = new_account(&s, "svc");
-    s.run_stdin(&["account", "set-password", &id], "topsecret\n")
-        .ok();
-    for args in [
-        vec!["account", "get-password", id.as_str()],
-        vec!["account", "get-password", id.as_str(), "--reason", "   "],
-    ] {
+    s.run_stdin(&["account", "set-password", &id], "topsecret\n").ok();
+    for args in
+        [vec!["account", "get-password", id.as_str()], vec!["account", "get-password", id.as_str(), "--reason", "   "]]
+    {
         let out = s.run(&args);
         assert_eq!(out.code, 1, "{out:#?}");
         assert!(out.stdout.is_empty(), "{out:#?}");
-        assert!(
-            out.stderr.starts_with("error: a reason is required"),
-            "{out:#?}"
-        );
+        assert!(out.stderr.starts_with("error: a reason is required"), "{out:#?}");
         assert!(out.stderr.contains("--reason"), "{out:#?}");
     }
     let reads = s.run(&["audit", "list", "--action", "secret.read"]).ok();
@@ -211,36 +148,15 @@ fn set_password_needs_input_and_generate_prints_what_is_stored() {
     assert_eq!(blank.code, 1, "{blank:#?}");
     assert!(s.json(&["account", "show", &id])["activeVersion"].is_null());
 
-    let generated = s
-        .run(&[
-            "account",
-            "set-password",
-            &id,
-            "--generate",
-            "--length",
-            "32",
-        ])
-        .ok();
+    let generated = s.run(&["account", "set-password", &id, "--generate", "--length", "32"]).ok();
     let lines: Vec<&str> = generated.stdout.lines().collect();
-    assert_eq!(
-        lines.len(),
-        1,
-        "stdout holds only the password: {generated:#?}"
-    );
+    assert_eq!(lines.len(), 1, "stdout holds only the password: {generated:#?}");
     let password = lines[0];
     assert_eq!(password.chars().count(), 32);
     assert!(generated.stderr.contains("shown once"), "{generated:#?}");
     assert!(!generated.stderr.contains(password));
 
-    let got = s
-        .run(&[
-            "account",
-            "get-password",
-            &id,
-            "--reason",
-            "check generated",
-        ])
-        .ok();
+    let got = s.run(&["account", "get-password", &id, "--reason", "check generated"]).ok();
     assert_eq!(got.stdout.trim_end_matches('\n'), password);
 
     // Another generated password differs, and the default length is 24.
@@ -248,19 +164,10 @@ fn set_password_needs_input_and_generate_prints_what_is_stored() {
     let second = again.stdout.trim_end_matches('\n');
     assert_eq!(second.chars().count(), 24);
     assert_ne!(second, password);
-    let got = s
-        .run(&["account", "get-password", &id, "--reason", "check again"])
-        .ok();
+    let got = s.run(&["account", "get-password", &id, "--reason", "check again"]).ok();
     assert_eq!(got.stdout.trim_end_matches('\n'), second);
 
-    let too_short = s.run(&[
-        "account",
-        "set-password",
-        &id,
-        "--generate",
-        "--length",
-        "4",
-    ]);
+    let too_short = s.run(&["account", "set-password", &id, "--generate", "--length", "4"]);
     assert_ne!(too_short.code, 0);
 }
 
@@ -273,10 +180,7 @@ fn audit_verify_counts_every_event() {
     let n = all["items"].as_array().expect("items").len();
     assert!(n >= 4, "bootstrap (2) + device + group: {all:#}");
     let verify = s.run(&["audit", "verify"]).ok();
-    assert_eq!(
-        verify.stdout.trim(),
-        format!("audit chain OK: {n} events verified")
-    );
+    assert_eq!(verify.stdout.trim(), format!("audit chain OK: {n} events verified"));
     let v = s.json(&["audit", "verify"]);
     assert_eq!(v["ok"], true);
     assert_eq!(v["checked"], n);
@@ -289,16 +193,12 @@ fn audit_verify_reports_a_tampered_chain() {
     s.run(&["device", "add", "pc2"]).ok();
     s.stop();
     let db = s.data_dir.join("latchkey.db");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
         use sqlx::Connection;
-        let mut conn =
-            sqlx::sqlite::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
-                .await
-                .expect("open the store");
+        let mut conn = sqlx::sqlite::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .expect("open the store");
         let done = sqlx::query("UPDATE audit_events SET actor = 'someone-else' WHERE seq = 3")
             .execute(&mut conn)
             .await
@@ -309,11 +209,7 @@ fn audit_verify_reports_a_tampered_chain() {
     s.restart();
     let out = s.run(&["audit", "verify"]);
     assert_eq!(out.code, 1, "{out:#?}");
-    assert!(
-        out.stderr
-            .starts_with("error: audit chain BROKEN at event 3: "),
-        "{out:#?}"
-    );
+    assert!(out.stderr.starts_with("error: audit chain BROKEN at event 3: "), "{out:#?}");
     assert!(!out.stdout.contains("OK"));
 }
 
@@ -326,19 +222,12 @@ fn wrong_token_is_an_authentication_error() {
         let out = exec(cmd, None);
         assert_eq!(out.code, 1, "{out:#?}");
         assert!(out.stdout.is_empty(), "{out:#?}");
-        assert!(
-            out.stderr.starts_with("error: Authentication required"),
-            "{out:#?}"
-        );
-        assert!(
-            !out.stderr.contains(token),
-            "the token was echoed: {out:#?}"
-        );
+        assert!(out.stderr.starts_with("error: Authentication required"), "{out:#?}");
+        assert!(!out.stderr.contains(token), "the token was echoed: {out:#?}");
     }
     // --token overrides the variable.
     let mut cmd = s.bare_command();
-    cmd.env("LATCHKEY_TOKEN", "lk_admin_wrong")
-        .args(["device", "list", "--token", &s.token]);
+    cmd.env("LATCHKEY_TOKEN", "lk_admin_wrong").args(["device", "list", "--token", &s.token]);
     exec(cmd, None).ok();
 }
 
@@ -347,8 +236,7 @@ fn token_falls_back_to_the_data_dir() {
     let s = Server::start();
     // LATCHKEY_DATA_DIR names the data directory.
     let mut cmd = s.bare_command();
-    cmd.env("LATCHKEY_DATA_DIR", &s.data_dir)
-        .args(["device", "add", "from-env-dir"]);
+    cmd.env("LATCHKEY_DATA_DIR", &s.data_dir).args(["device", "add", "from-env-dir"]);
     exec(cmd, None).ok();
     // ./latchkey-data in the working directory.
     let mut cmd = s.bare_command();
@@ -360,10 +248,7 @@ fn token_falls_back_to_the_data_dir() {
     cmd.args(["device", "list"]);
     let out = exec(cmd, None);
     assert_eq!(out.code, 1, "{out:#?}");
-    assert!(
-        out.stderr.starts_with("error: Authentication required"),
-        "{out:#?}"
-    );
+    assert!(out.stderr.starts_with("error: Authentication required"), "{out:#?}");
     assert!(out.stderr.contains("no admin token given"), "{out:#?}");
 }
 
@@ -372,25 +257,15 @@ fn rekey_retire_old_keeps_secrets_readable() {
     let mut s = Server::start();
     let a = new_account(&s, "a");
     let b = new_account(&s, "b");
-    s.run_stdin(&["account", "set-password", &a], "alpha-pass\n")
-        .ok();
-    s.run_stdin(&["account", "set-password", &b], "bravo-pass\n")
-        .ok();
+    s.run_stdin(&["account", "set-password", &a], "alpha-pass\n").ok();
+    s.run_stdin(&["account", "set-password", &b], "bravo-pass\n").ok();
     let before = s.json(&["admin", "vault-status"]);
-    let old_key = before["activeKeyId"]
-        .as_str()
-        .expect("active key")
-        .to_owned();
+    let old_key = before["activeKeyId"].as_str().expect("active key").to_owned();
 
-    let out = s
-        .run(&["admin", "rekey", "--batch", "1", "--retire-old"])
-        .ok();
+    let out = s.run(&["admin", "rekey", "--batch", "1", "--retire-old"]).ok();
     assert!(out.stdout.contains("re-wrapped 1, 1 remaining"), "{out:#?}");
     assert!(out.stdout.contains("re-wrapped 2, 0 remaining"), "{out:#?}");
-    assert!(
-        out.stdout.contains(&format!("retired key {old_key}")),
-        "{out:#?}"
-    );
+    assert!(out.stdout.contains(&format!("retired key {old_key}")), "{out:#?}");
 
     let status = s.json(&["admin", "vault-status"]);
     let keys = status["keys"].as_array().expect("keys");
@@ -404,31 +279,18 @@ fn rekey_retire_old_keeps_secrets_readable() {
     assert!(!table.stdout.contains(&old_key));
 
     for (id, want) in [(&a, "alpha-pass"), (&b, "bravo-pass")] {
-        let got = s
-            .run(&["account", "get-password", id, "--reason", "after rekey"])
-            .ok();
+        let got = s.run(&["account", "get-password", id, "--reason", "after rekey"]).ok();
         assert_eq!(got.stdout, format!("{want}\n"));
     }
 
     // --resume adds no key and has nothing left to do.
     let resumed = s.run(&["admin", "rekey", "--resume"]).ok();
-    assert!(
-        resumed.stdout.contains("nothing to re-wrap"),
-        "{resumed:#?}"
-    );
-    assert_eq!(
-        s.json(&["admin", "vault-status"])["keys"]
-            .as_array()
-            .expect("keys")
-            .len(),
-        1
-    );
+    assert!(resumed.stdout.contains("nothing to re-wrap"), "{resumed:#?}");
+    assert_eq!(s.json(&["admin", "vault-status"])["keys"].as_array().expect("keys").len(), 1);
 
     // The new key file is what a restarted server uses.
     s.restart();
-    let got = s
-        .run(&["account", "get-password", &a, "--reason", "after restart"])
-        .ok();
+    let got = s.run(&["account", "get-password", &a, "--reason", "after restart"]).ok();
     assert_eq!(got.stdout, "alpha-pass\n");
 }
 
@@ -454,60 +316,33 @@ fn api_client_secret_is_printed_once() {
 #[test]
 fn tenant_scoped_token_from_token_create() {
     let s = Server::start();
-    s.run(&["tenant", "add", "acme", "--name", "Acme Corp"])
-        .ok();
+    s.run(&["tenant", "add", "acme", "--name", "Acme Corp"]).ok();
     let tenants = s.run(&["tenant", "list"]).ok();
-    assert!(
-        tenants.stdout.contains("acme") && tenants.stdout.contains("Acme Corp"),
-        "{tenants:#?}"
-    );
+    assert!(tenants.stdout.contains("acme") && tenants.stdout.contains("Acme Corp"), "{tenants:#?}");
 
-    let out = s
-        .run(&[
-            "token",
-            "create",
-            "helpdesk",
-            "--tenant-scope",
-            "acme",
-            "--expires-in",
-            "3600",
-        ])
-        .ok();
+    let out = s.run(&["token", "create", "helpdesk", "--tenant-scope", "acme", "--expires-in", "3600"]).ok();
     let token = out.stdout.lines().last().expect("token line").to_owned();
     assert!(token.starts_with("lk_admin"), "{out:#?}");
     assert!(out.stdout.contains("tenant acme"), "{out:#?}");
 
     let mut cmd = s.bare_command();
-    cmd.env("LATCHKEY_TOKEN", &token)
-        .env("LATCHKEY_TENANT", "acme")
-        .args(["device", "add", "kiosk"]);
+    cmd.env("LATCHKEY_TOKEN", &token).env("LATCHKEY_TENANT", "acme").args(["device", "add", "kiosk"]);
     exec(cmd, None).ok();
     // The scoped token sees only its tenant and cannot create tenants.
     let mut cmd = s.bare_command();
-    cmd.env("LATCHKEY_TOKEN", &token)
-        .args(["device", "list", "--tenant", "default"]);
+    cmd.env("LATCHKEY_TOKEN", &token).args(["device", "list", "--tenant", "default"]);
     let other = exec(cmd, None);
     assert_eq!(other.code, 1);
     assert!(other.stderr.contains("no such tenant"), "{other:#?}");
     let mut cmd = s.bare_command();
-    cmd.env("LATCHKEY_TOKEN", &token)
-        .args(["tenant", "add", "evil"]);
+    cmd.env("LATCHKEY_TOKEN", &token).args(["tenant", "add", "evil"]);
     let forbidden = exec(cmd, None);
     assert_eq!(forbidden.code, 1);
-    assert!(
-        forbidden.stderr.starts_with("error: Forbidden:"),
-        "{forbidden:#?}"
-    );
+    assert!(forbidden.stderr.starts_with("error: Forbidden:"), "{forbidden:#?}");
 
     let acme = s.json(&["device", "list", "--tenant", "acme"]);
     assert_eq!(acme["items"][0]["name"], "kiosk");
-    assert_eq!(
-        s.json(&["device", "list"])["items"]
-            .as_array()
-            .expect("items")
-            .len(),
-        0
-    );
+    assert_eq!(s.json(&["device", "list"])["items"].as_array().expect("items").len(), 0);
 }
 
 #[test]
@@ -515,57 +350,26 @@ fn group_membership() {
     let s = Server::start();
     let group = s.json(&["group", "add", "ops", "--description", "operations"]);
     let gid = group["id"].as_str().expect("group id").to_owned();
-    let user = s.json(&[
-        "user",
-        "add",
-        "alice",
-        "--display-name",
-        "Alice",
-        "--email",
-        "alice@example.com",
-    ]);
+    let user = s.json(&["user", "add", "alice", "--display-name", "Alice", "--email", "alice@example.com"]);
     let uid = user["id"].as_str().expect("user id").to_owned();
     let device = s.json(&["device", "add", "pc1"]);
     let did = device["deviceId"].as_str().expect("device id").to_owned();
 
-    assert_eq!(
-        s.run(&["group", "members", &gid]).ok().stdout.trim(),
-        format!("group {gid} has no members")
-    );
+    assert_eq!(s.run(&["group", "members", &gid]).ok().stdout.trim(), format!("group {gid} has no members"));
     s.run(&["group", "add-member", &gid, "--user", &uid]).ok();
     s.run(&["group", "add-member", &gid, "--device", &did]).ok();
     let members = s.json(&["group", "members", &gid]);
     let members = members["items"].as_array().expect("items");
     assert_eq!(members.len(), 2);
-    assert!(
-        members
-            .iter()
-            .any(|m| m["kind"] == "user" && m["id"] == uid.as_str())
-    );
-    assert!(
-        members
-            .iter()
-            .any(|m| m["kind"] == "device" && m["id"] == did.as_str())
-    );
+    assert!(members.iter().any(|m| m["kind"] == "user" && m["id"] == uid.as_str()));
+    assert!(members.iter().any(|m| m["kind"] == "device" && m["id"] == did.as_str()));
 
-    s.run(&["group", "remove-member", &gid, "--user", &uid])
-        .ok();
+    s.run(&["group", "remove-member", &gid, "--user", &uid]).ok();
     let table = s.run(&["group", "members", &gid]).ok();
-    assert!(
-        table.stdout.contains(&did) && !table.stdout.contains(&uid),
-        "{table:#?}"
-    );
+    assert!(table.stdout.contains(&did) && !table.stdout.contains(&uid), "{table:#?}");
 
     // Exactly one member kind.
-    let both = s.run(&[
-        "group",
-        "add-member",
-        &gid,
-        "--user",
-        &uid,
-        "--device",
-        &did,
-    ]);
+    let both = s.run(&["group", "add-member", &gid, "--user", &uid, "--device", &did]);
     assert_ne!(both.code, 0);
     let users = s.run(&["user", "list"]).ok();
     assert!(users.stdout.contains("alice@example.com"), "{users:#?}");
@@ -573,11 +377,7 @@ fn group_membership() {
 
 #[test]
 fn unreachable_server_is_reported() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
     let mut cmd = std::process::Command::new(common::BIN);
     cmd.env_remove("LATCHKEY_TOKEN")
         .env("LATCHKEY_URL", format!("http://127.0.0.1:{port}"))
@@ -585,10 +385,7 @@ fn unreachable_server_is_reported() {
         .args(["health"]);
     let out = exec(cmd, None);
     assert_eq!(out.code, 1, "{out:#?}");
-    assert!(
-        out.stderr.starts_with("error: cannot reach the server"),
-        "{out:#?}"
-    );
+    assert!(out.stderr.starts_with("error: cannot reach the server"), "{out:#?}");
 }
 
 #[test]
@@ -603,29 +400,18 @@ fn https_needs_the_ca_certificate() {
     let out = exec(cmd, None).ok();
     assert!(out.stdout.contains("ready"), "{out:#?}");
     let mut cmd = s.command();
-    cmd.args(["device", "add", "tls-host", "--ca-cert"])
-        .arg(&ca);
+    cmd.args(["device", "add", "tls-host", "--ca-cert"]).arg(&ca);
     exec(cmd, None).ok();
 
     // Not trusted: the connection is refused, and the message says why.
     let out = s.run(&["device", "list"]);
     assert_eq!(out.code, 1, "{out:#?}");
-    assert!(
-        out.stderr.starts_with("error: cannot reach the server"),
-        "{out:#?}"
-    );
-    assert!(
-        out.stderr.to_lowercase().contains("certificate"),
-        "{out:#?}"
-    );
+    assert!(out.stderr.starts_with("error: cannot reach the server"), "{out:#?}");
+    assert!(out.stderr.to_lowercase().contains("certificate"), "{out:#?}");
 
     let mut cmd = s.command();
     cmd.args(["device", "list", "--ca-cert", "/nonexistent/ca.pem"]);
     let out = exec(cmd, None);
     assert_eq!(out.code, 1, "{out:#?}");
-    assert!(
-        out.stderr
-            .starts_with("error: cannot read the CA certificate /nonexistent/ca.pem"),
-        "{out:#?}"
-    );
+    assert!(out.stderr.starts_with("error: cannot read the CA certificate /nonexistent/ca.pem"), "{out:#?}");
 }

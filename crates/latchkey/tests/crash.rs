@@ -119,11 +119,7 @@ impl Site {
             let out = File::create(&log).expect("create the server log");
             let err = out.try_clone().expect("clone the server log handle");
             let mut cmd = Command::new(env!("CARGO_BIN_EXE_latchkey"));
-            cmd.arg("serve")
-                .arg("--data-dir")
-                .arg(&self.data_dir)
-                .arg("--listen")
-                .arg(format!("127.0.0.1:{port}"));
+            cmd.arg("serve").arg("--data-dir").arg(&self.data_dir).arg("--listen").arg(format!("127.0.0.1:{port}"));
             if let Some(url) = &self.database_url {
                 cmd.arg("--database-url").arg(url);
             }
@@ -135,11 +131,7 @@ impl Site {
             }
             cmd.stdin(Stdio::null()).stdout(out).stderr(err);
             let child = cmd.spawn().expect("spawn latchkey serve");
-            let mut server = Server {
-                child,
-                base: format!("http://127.0.0.1:{port}"),
-                log,
-            };
+            let mut server = Server { child, base: format!("http://127.0.0.1:{port}"), log };
             match wait_ready(&mut server).await {
                 Ok(()) => return server,
                 Err(exited) => {
@@ -277,12 +269,8 @@ enum Step {
 fn next_step(me: usize, model: &Shared, rng: &mut StdRng) -> Step {
     let mut m = model.lock().unwrap();
     let own: Vec<&String> = m.accounts.iter().filter(|(_, a)| a.owner == me).map(|(id, _)| id).collect();
-    let readable: Vec<&String> = m
-        .accounts
-        .iter()
-        .filter(|(_, a)| a.owner == me && a.floor.is_some())
-        .map(|(id, _)| id)
-        .collect();
+    let readable: Vec<&String> =
+        m.accounts.iter().filter(|(_, a)| a.owner == me && a.floor.is_some()).map(|(id, _)| id).collect();
     let roll = rng.gen_range(0..100);
     if roll < 20 {
         return Step::Device(Uuid::new_v4().to_string());
@@ -299,10 +287,7 @@ fn next_step(me: usize, model: &Shared, rng: &mut StdRng) -> Step {
         return Step::SetPassword { account, password };
     }
     let account = (*readable.choose(rng).unwrap()).clone();
-    Step::Read {
-        account,
-        reason: format!("crash-test read {}", Uuid::new_v4()),
-    }
+    Step::Read { account, reason: format!("crash-test read {}", Uuid::new_v4()) }
 }
 
 /// One load task: requests one after another until the server dies (or `stop`).
@@ -337,13 +322,7 @@ async fn load_task(me: usize, client: Client, model: Shared, stop: Arc<AtomicBoo
                 let r = client.create_account(TENANT, &body).await.map(|a| {
                     model.lock().unwrap().accounts.insert(
                         a.id,
-                        AccountModel {
-                            owner: me,
-                            sent: Vec::new(),
-                            floor: None,
-                            acked_version: None,
-                            touched: false,
-                        },
+                        AccountModel { owner: me, sent: Vec::new(), floor: None, acked_version: None, touched: false },
                     );
                 });
                 (format!("create account {name}"), r)
@@ -365,10 +344,7 @@ async fn load_task(me: usize, client: Client, model: Shared, stop: Arc<AtomicBoo
                 (format!("set the password of account {account}"), r)
             }
             Step::Read { account, reason } => {
-                let body = proto::SecretReadRequest {
-                    reason: reason.clone(),
-                    ticket: None,
-                };
+                let body = proto::SecretReadRequest { reason: reason.clone(), ticket: None };
                 let r = client.reveal_secret(TENANT, &account, &body).await.map(|s| {
                     let mut m = model.lock().unwrap();
                     m.reads.insert(reason.clone(), account.clone());
@@ -457,23 +433,20 @@ async fn verify(client: &Client, model: &Shared, full: bool) -> Result<Checked, 
                     if let Some(acked) = a.acked_version
                         && v.is_none_or(|v| v < acked)
                     {
-                        problems.push(format!(
-                            "account {id}: active version {v:?}, but version {acked} was acknowledged"
-                        ));
+                        problems
+                            .push(format!("account {id}: active version {v:?}, but version {acked} was acknowledged"));
                     }
                 }
             }
         }
-        let with_password: Vec<&String> = m.accounts.iter().filter(|(_, a)| !a.sent.is_empty()).map(|(id, _)| id).collect();
+        let with_password: Vec<&String> =
+            m.accounts.iter().filter(|(_, a)| !a.sent.is_empty()).map(|(id, _)| id).collect();
         let mut chosen: Vec<String> = if full {
             with_password.iter().map(|s| (*s).clone()).collect()
         } else {
             let mut rng = StdRng::from_entropy();
-            let mut c: Vec<String> = with_password
-                .iter()
-                .filter(|id| m.accounts[**id].touched)
-                .map(|s| (*s).clone())
-                .collect();
+            let mut c: Vec<String> =
+                with_password.iter().filter(|id| m.accounts[**id].touched).map(|s| (*s).clone()).collect();
             let untouched: Vec<&String> = with_password.iter().copied().filter(|id| !m.accounts[*id].touched).collect();
             c.extend(untouched.choose_multiple(&mut rng, REVEAL_SAMPLE).map(|s| (*s).clone()));
             c
@@ -494,14 +467,8 @@ async fn verify(client: &Client, model: &Shared, full: bool) -> Result<Checked, 
             let mut out = Vec::with_capacity(ids.len());
             for id in ids {
                 let reason = format!("crash-test verify {}", Uuid::new_v4());
-                let body = proto::SecretReadRequest {
-                    reason: reason.clone(),
-                    ticket: None,
-                };
-                let r = client
-                    .reveal_secret(TENANT, &id, &body)
-                    .await
-                    .map(|s| (s.password.clone(), s.version));
+                let body = proto::SecretReadRequest { reason: reason.clone(), ticket: None };
+                let r = client.reveal_secret(TENANT, &id, &body).await.map(|s| (s.password.clone(), s.version));
                 out.push((id, reason, r));
             }
             out
@@ -527,9 +494,7 @@ async fn verify(client: &Client, model: &Shared, full: bool) -> Result<Checked, 
                 Err(e) if e.status() == Some(404) => {
                     // No secret: fine only if no password set was acknowledged.
                     if m.accounts[&id].floor.is_some() {
-                        problems.push(format!(
-                            "account {id}: reveal answers 404, but a password set was acknowledged"
-                        ));
+                        problems.push(format!("account {id}: reveal answers 404, but a password set was acknowledged"));
                     }
                 }
                 Err(e) => problems.push(format!("reveal account {id}: {e}")),
@@ -541,11 +506,7 @@ async fn verify(client: &Client, model: &Shared, full: bool) -> Result<Checked, 
     let mut events: Vec<proto::AuditEvent> = Vec::new();
     let mut after: Option<i64> = None;
     loop {
-        let q = AuditQuery {
-            after,
-            limit: Some(1000),
-            ..AuditQuery::default()
-        };
+        let q = AuditQuery { after, limit: Some(1000), ..AuditQuery::default() };
         let page = match client.list_audit(&q).await {
             Ok(p) => p,
             Err(e) => return Err(vec![format!("list audit: {e}")]),
@@ -567,15 +528,14 @@ async fn verify(client: &Client, model: &Shared, full: bool) -> Result<Checked, 
         events.iter().filter(|e| e.action == action && e.outcome == "success").collect()
     };
     let device_events: HashSet<&str> = success("device.create").iter().filter_map(|e| e.object_id.as_deref()).collect();
-    let account_events: HashSet<&str> = success("account.create").iter().filter_map(|e| e.object_id.as_deref()).collect();
+    let account_events: HashSet<&str> =
+        success("account.create").iter().filter_map(|e| e.object_id.as_deref()).collect();
     let set_events: HashSet<(&str, i64)> = success("secret.set")
         .iter()
         .filter_map(|e| Some((e.object_id.as_deref()?, e.details.get("version")?.as_i64()?)))
         .collect();
-    let read_events: HashMap<&str, &str> = success("secret.read")
-        .iter()
-        .filter_map(|e| Some((e.reason.as_deref()?, e.object_id.as_deref()?)))
-        .collect();
+    let read_events: HashMap<&str, &str> =
+        success("secret.read").iter().filter_map(|e| Some((e.reason.as_deref()?, e.object_id.as_deref()?))).collect();
     {
         let m = model.lock().unwrap();
         let mut missing: Vec<String> = Vec::new();
@@ -598,7 +558,8 @@ async fn verify(client: &Client, model: &Shared, full: bool) -> Result<Checked, 
             match read_events.get(reason.as_str()) {
                 Some(obj) if *obj == a.as_str() => {}
                 Some(obj) => missing.push(format!("secret.read event \"{reason}\" names account {obj}, not {a}")),
-                None => missing.push(format!("no successful secret.read event \"{reason}\" for acknowledged read of account {a}")),
+                None => missing
+                    .push(format!("no successful secret.read event \"{reason}\" for acknowledged read of account {a}")),
             }
         }
         missing.sort();
@@ -617,13 +578,7 @@ async fn verify(client: &Client, model: &Shared, full: bool) -> Result<Checked, 
         Err(e) => problems.push(format!("verify audit: {e}")),
     }
 
-    if problems.is_empty() {
-        Ok(Checked {
-            audit_events: events.len(),
-        })
-    } else {
-        Err(problems)
-    }
+    if problems.is_empty() { Ok(Checked { audit_events: events.len() }) } else { Err(problems) }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -657,13 +612,7 @@ async fn crash_cycles(backend: &'static str, database_url: Option<String>) {
     let tmp = tempfile::tempdir().expect("temporary directory");
     let logs = tmp.path().join("logs");
     std::fs::create_dir_all(&logs).expect("create the log directory");
-    let mut site = Site {
-        backend,
-        data_dir: tmp.path().join("data"),
-        logs,
-        database_url,
-        starts: 0,
-    };
+    let mut site = Site { backend, data_dir: tmp.path().join("data"), logs, database_url, starts: 0 };
     let cycles = cycles();
     let model: Shared = Arc::default();
     let mut server = site.start().await;

@@ -44,7 +44,9 @@ pub async fn create_account(
     let device_id = body.device_id.as_deref().map(DeviceId::parse).transpose()?;
     match (kind.needs_device(), &device_id) {
         (true, None) => return Err(ApiError::invalid(format!("deviceId is required for {} accounts", kind.as_str()))),
-        (false, Some(_)) => return Err(ApiError::invalid(format!("{} accounts do not belong to a device", kind.as_str()))),
+        (false, Some(_)) => {
+            return Err(ApiError::invalid(format!("{} accounts do not belong to a device", kind.as_str())));
+        }
         _ => {}
     }
     let description = dto::optional_text("description", body.description, 1000)?;
@@ -64,11 +66,8 @@ pub async fn create_account(
         description,
         created_at: state.clock().now(),
     };
-    let created = state
-        .store()
-        .create_account(account, event)
-        .await
-        .map_err(|e| ApiError::store("account or device", e))?;
+    let created =
+        state.store().create_account(account, event).await.map_err(|e| ApiError::store("account or device", e))?;
     Ok((StatusCode::CREATED, Json(dto::account(created, None, &tenant.slug))))
 }
 
@@ -116,13 +115,14 @@ pub async fn list_secret_versions(
     let tenant = admin.tenant(&state, &tenant).await?;
     let id = parse_account_id(&account_id)?;
     let versions = state.store().secret_versions(&tenant.id, &id).await.map_err(|e| ApiError::store("account", e))?;
-    Ok(Json(proto::ListResponse {
-        items: versions.iter().map(dto::secret_version).collect(),
-        next: None,
-    }))
+    Ok(Json(proto::ListResponse { items: versions.iter().map(dto::secret_version).collect(), next: None }))
 }
 
-fn take_secret(field: &'static str, value: &mut Option<String>, max: usize) -> Result<Option<Zeroizing<String>>, ApiError> {
+fn take_secret(
+    field: &'static str,
+    value: &mut Option<String>,
+    max: usize,
+) -> Result<Option<Zeroizing<String>>, ApiError> {
     let Some(v) = value.take().map(Zeroizing::new) else { return Ok(None) };
     if v.is_empty() {
         return Err(ApiError::invalid(format!("{field} must not be empty")));
@@ -154,10 +154,8 @@ pub async fn set_secret(
     if password.is_none() && ssh_key.is_none() {
         return Err(ApiError::invalid("set password, sshPrivateKey or both"));
     }
-    let event = admin
-        .event(&state, Action::SecretSet, ObjectType::Account)
-        .tenant(tenant.id.clone())
-        .object(id.clone());
+    let event =
+        admin.event(&state, Action::SecretSet, ObjectType::Account).tenant(tenant.id.clone()).object(id.clone());
     let seal = vault::seal_fn(state.keyring_handle(), tenant.id.clone(), id.clone(), password, ssh_key);
     let stored = state
         .store()
@@ -183,10 +181,8 @@ pub async fn reveal_secret(
     let id = parse_account_id(&account_id)?;
     let reason = Reason::parse(&body.reason)?;
     let ticket = dto::optional_text("ticket", body.ticket, 100)?;
-    let mut event = admin
-        .event(&state, Action::SecretRead, ObjectType::Account)
-        .tenant(tenant.id.clone())
-        .object(id.clone());
+    let mut event =
+        admin.event(&state, Action::SecretRead, ObjectType::Account).tenant(tenant.id.clone()).object(id.clone());
     event.reason = Some(reason.as_str().to_owned());
     event.ticket = ticket;
     let keyring = state.keyring_handle();

@@ -42,9 +42,9 @@ pub struct AuditQuery {
 fn parse_time(field: &str, raw: &Option<String>) -> Result<Option<i64>, ApiError> {
     raw.as_deref()
         .map(|s| {
-            OffsetDateTime::parse(s, &Rfc3339)
-                .map(latchkey_core::clock::to_millis)
-                .map_err(|_| ApiError::bad_param(format!("{field} must be an RFC 3339 time such as 2026-01-31T12:00:00Z")))
+            OffsetDateTime::parse(s, &Rfc3339).map(latchkey_core::clock::to_millis).map_err(|_| {
+                ApiError::bad_param(format!("{field} must be an RFC 3339 time such as 2026-01-31T12:00:00Z"))
+            })
         })
         .transpose()
 }
@@ -110,16 +110,14 @@ pub async fn list_audit(
 /// Check the whole hash chain (global tokens only).
 #[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit", security(("bearer" = [])),
     responses((status = 200, body = proto::AuditVerification), (status = 403, body = proto::Problem)))]
-pub async fn verify_audit(State(state): State<AppState>, admin: Admin) -> Result<Json<proto::AuditVerification>, ApiError> {
+pub async fn verify_audit(
+    State(state): State<AppState>,
+    admin: Admin,
+) -> Result<Json<proto::AuditVerification>, ApiError> {
     admin.require_global()?;
     let result = state.store().verify_audit_chain().await.map_err(|e| ApiError::store("audit", e))?;
     Ok(Json(match result {
-        Ok(checked) => proto::AuditVerification {
-            ok: true,
-            checked,
-            broken_at: None,
-            problem: None,
-        },
+        Ok(checked) => proto::AuditVerification { ok: true, checked, broken_at: None, problem: None },
         Err(brk) => proto::AuditVerification {
             ok: false,
             checked: (brk.seq - 1).max(0) as u64,

@@ -46,11 +46,7 @@ pub async fn create_api_client(
         secret_hash,
         created_at: state.clock().now(),
     };
-    let created = state
-        .store()
-        .create_api_client(client, event)
-        .await
-        .map_err(|e| ApiError::store("API client", e))?;
+    let created = state.store().create_api_client(client, event).await.map_err(|e| ApiError::store("API client", e))?;
     Ok((
         StatusCode::CREATED,
         Json(proto::ApiClientCreated {
@@ -70,11 +66,7 @@ pub async fn list_api_clients(
     Path(tenant): Path<String>,
 ) -> Result<Json<proto::ListResponse<proto::ApiClient>>, ApiError> {
     let tenant = admin.tenant(&state, &tenant).await?;
-    let clients = state
-        .store()
-        .list_api_clients(&tenant.id)
-        .await
-        .map_err(|e| ApiError::store("API client", e))?;
+    let clients = state.store().list_api_clients(&tenant.id).await.map_err(|e| ApiError::store("API client", e))?;
     Ok(Json(proto::ListResponse {
         items: clients.into_iter().map(|c| dto::api_client(c, &tenant.slug)).collect(),
         next: None,
@@ -107,7 +99,8 @@ pub async fn create_admin_token(
     };
     let mut event = admin.event(&state, Action::AdminTokenCreate, ObjectType::AdminToken);
     event.tenant_id = tenant.as_ref().map(|t| t.id.clone());
-    let (created, token) = issue_admin_token(&state, name.as_str(), tenant.as_ref().map(|t| t.id.clone()), expires_at, event).await?;
+    let (created, token) =
+        issue_admin_token(&state, name.as_str(), tenant.as_ref().map(|t| t.id.clone()), expires_at, event).await?;
     Ok((
         StatusCode::CREATED,
         Json(proto::AdminTokenCreated {

@@ -57,11 +57,7 @@ pub async fn create_device(
         os,
         created_at: state.clock().now(),
     };
-    let created = state
-        .store()
-        .create_device(device, event)
-        .await
-        .map_err(|e| ApiError::store("device", e))?;
+    let created = state.store().create_device(device, event).await.map_err(|e| ApiError::store("device", e))?;
     Ok((StatusCode::CREATED, Json(dto::device(created, &tenant.slug))))
 }
 
@@ -85,9 +81,7 @@ pub async fn list_devices(
         .list_devices(&tenant.id, page.after.as_deref(), limit)
         .await
         .map_err(|e| ApiError::store("device", e))?;
-    let next = (devices.len() as i64 == limit)
-        .then(|| devices.last().map(|d| d.id.clone()))
-        .flatten();
+    let next = (devices.len() as i64 == limit).then(|| devices.last().map(|d| d.id.clone())).flatten();
     let items = devices.into_iter().map(|d| dto::device(d, &tenant.slug)).collect();
     Ok(Json(proto::ListResponse { items, next }))
 }
@@ -103,11 +97,7 @@ pub async fn get_device(
 ) -> Result<Json<proto::Device>, ApiError> {
     let tenant = admin.tenant(&state, &tenant).await?;
     let id = DeviceId::parse(&device_id).map_err(|e| ApiError::bad_param(e.to_string()))?;
-    let device = state
-        .store()
-        .device(&tenant.id, &id.to_string())
-        .await
-        .map_err(|e| ApiError::store("device", e))?;
+    let device = state.store().device(&tenant.id, &id.to_string()).await.map_err(|e| ApiError::store("device", e))?;
     Ok(Json(dto::device(device, &tenant.slug)))
 }
 
@@ -122,14 +112,8 @@ pub async fn delete_device(
 ) -> Result<StatusCode, ApiError> {
     let tenant = admin.tenant(&state, &tenant).await?;
     let id = DeviceId::parse(&device_id).map_err(|e| ApiError::bad_param(e.to_string()))?;
-    let event = admin
-        .event(&state, Action::DeviceDelete, ObjectType::Device)
-        .tenant(tenant.id.clone())
-        .object(id.to_string());
-    state
-        .store()
-        .delete_device(&tenant.id, &id.to_string(), event)
-        .await
-        .map_err(|e| ApiError::store("device", e))?;
+    let event =
+        admin.event(&state, Action::DeviceDelete, ObjectType::Device).tenant(tenant.id.clone()).object(id.to_string());
+    state.store().delete_device(&tenant.id, &id.to_string(), event).await.map_err(|e| ApiError::store("device", e))?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -94,15 +94,8 @@ pub async fn list_members(
     Path((tenant, group_id)): Path<(String, String)>,
 ) -> Result<Json<proto::ListResponse<proto::GroupMember>>, ApiError> {
     let tenant = admin.tenant(&state, &tenant).await?;
-    let members = state
-        .store()
-        .group_members(&tenant.id, &group_id)
-        .await
-        .map_err(|e| ApiError::store("group", e))?;
-    Ok(Json(proto::ListResponse {
-        items: members.into_iter().map(dto::member).collect(),
-        next: None,
-    }))
+    let members = state.store().group_members(&tenant.id, &group_id).await.map_err(|e| ApiError::store("group", e))?;
+    Ok(Json(proto::ListResponse { items: members.into_iter().map(dto::member).collect(), next: None }))
 }
 
 fn parse_member(m: proto::GroupMember) -> Result<GroupMember, ApiError> {
@@ -218,8 +211,5 @@ pub async fn list_users(
 ) -> Result<Json<proto::ListResponse<proto::User>>, ApiError> {
     let tenant = admin.tenant(&state, &tenant).await?;
     let users = state.store().list_users(&tenant.id).await.map_err(|e| ApiError::store("user", e))?;
-    Ok(Json(proto::ListResponse {
-        items: users.into_iter().map(|u| dto::user(u, &tenant.slug)).collect(),
-        next: None,
-    }))
+    Ok(Json(proto::ListResponse { items: users.into_iter().map(|u| dto::user(u, &tenant.slug)).collect(), next: None }))
 }

@@ -4,12 +4,7 @@ use latchkey_core::model;
 use latchkey_proto as proto;
 
 pub fn tenant(t: model::Tenant) -> proto::Tenant {
-    proto::Tenant {
-        id: t.id,
-        slug: t.slug,
-        name: t.name,
-        created_at: t.created_at,
-    }
+    proto::Tenant { id: t.id, slug: t.slug, name: t.name, created_at: t.created_at }
 }
 
 pub fn device(d: model::Device, tenant_slug: &str) -> proto::Device {
@@ -142,7 +137,11 @@ pub fn audit_event(e: latchkey_core::AuditEvent, tenant_slug: Option<String>) ->
 
 /// Optional free text (description, OS, e-mail): trimmed, at most `max` characters, no
 /// control characters; empty means absent.
-pub fn optional_text(field: &'static str, v: Option<String>, max: usize) -> Result<Option<String>, crate::error::ApiError> {
+pub fn optional_text(
+    field: &'static str,
+    v: Option<String>,
+    max: usize,
+) -> Result<Option<String>, crate::error::ApiError> {
     let Some(v) = v else { return Ok(None) };
     let v = v.trim();
     if v.is_empty() {

@@ -25,11 +25,7 @@ async fn status(state: &AppState) -> Result<proto::VaultStatus, ApiError> {
         active_key_id: active.clone(),
         keys: keys
             .into_iter()
-            .map(|k| proto::VaultKey {
-                envelopes: count_of(&k.id),
-                active: k.active,
-                id: k.id,
-            })
+            .map(|k| proto::VaultKey { envelopes: count_of(&k.id), active: k.active, id: k.id })
             .collect(),
         remaining,
     })
@@ -53,14 +49,11 @@ pub async fn add_vault_key(State(state): State<AppState>, admin: Admin) -> Resul
         let mut ring = state.keyring_mut();
         let mut next = ring.clone();
         let id = next.add_key(now.unix_timestamp());
-        next.save(state.key_file())
-            .map_err(|e| ApiError::Internal(format!("cannot write the key file: {e}")))?;
+        next.save(state.key_file()).map_err(|e| ApiError::Internal(format!("cannot write the key file: {e}")))?;
         *ring = next;
         id
     };
-    let event = admin
-        .event(&state, Action::VaultKeyAdd, ObjectType::Vault)
-        .object(key_id);
+    let event = admin.event(&state, Action::VaultKeyAdd, ObjectType::Vault).object(key_id);
     state.store().append_audit(vec![event]).await.map_err(|e| ApiError::store("audit", e))?;
     Ok(Json(status(&state).await?))
 }
@@ -88,11 +81,7 @@ pub async fn rewrap_vault(
         return Err(ApiError::bad_param("limit must be between 1 and 5000"));
     }
     let active = state.keyring().active_key_id();
-    let batch = state
-        .store()
-        .versions_to_rewrap(&active, limit)
-        .await
-        .map_err(|e| ApiError::store("vault", e))?;
+    let batch = state.store().versions_to_rewrap(&active, limit).await.map_err(|e| ApiError::store("vault", e))?;
     let mut rewrapped = Vec::with_capacity(batch.len());
     {
         let ring = state.keyring();
@@ -103,23 +92,14 @@ pub async fn rewrap_vault(
             rewrapped.push((new, v.key_id.clone()));
         }
     }
-    let event = admin
-        .event(&state, Action::VaultRewrap, ObjectType::Vault)
-        .object(active.clone());
+    let event = admin.event(&state, Action::VaultRewrap, ObjectType::Vault).object(active.clone());
     let done = if rewrapped.is_empty() {
         0
     } else {
-        state
-            .store()
-            .replace_envelopes(rewrapped, event)
-            .await
-            .map_err(|e| ApiError::store("vault", e))?
+        state.store().replace_envelopes(rewrapped, event).await.map_err(|e| ApiError::store("vault", e))?
     };
     let remaining = status(&state).await?.remaining;
-    Ok(Json(proto::RewrapProgress {
-        rewrapped: done as i64,
-        remaining,
-    }))
+    Ok(Json(proto::RewrapProgress { rewrapped: done as i64, remaining }))
 }
 
 /// Retire a key. Refused for the active key and while any secret version still uses it.
@@ -149,15 +129,11 @@ pub async fn retire_vault_key(
     {
         let mut ring = state.keyring_mut();
         let mut next = ring.clone();
-        next.retire_key(&key_id)
-            .map_err(|e| ApiError::Client(latchkey_proto::ProblemCode::Conflict, e.to_string()))?;
-        next.save(state.key_file())
-            .map_err(|e| ApiError::Internal(format!("cannot write the key file: {e}")))?;
+        next.retire_key(&key_id).map_err(|e| ApiError::Client(latchkey_proto::ProblemCode::Conflict, e.to_string()))?;
+        next.save(state.key_file()).map_err(|e| ApiError::Internal(format!("cannot write the key file: {e}")))?;
         *ring = next;
     }
-    let event = admin
-        .event(&state, Action::VaultKeyRetire, ObjectType::Vault)
-        .object(key_id);
+    let event = admin.event(&state, Action::VaultKeyRetire, ObjectType::Vault).object(key_id);
     state.store().append_audit(vec![event]).await.map_err(|e| ApiError::store("audit", e))?;
     Ok(Json(status(&state).await?))
 }

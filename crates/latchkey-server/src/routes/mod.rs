@@ -41,17 +41,11 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/tenants/{tenant}/devices/{device_id}", get(get_device).delete(delete_device))
         .route("/tenants/{tenant}/groups", get(list_groups).post(create_group))
         .route("/tenants/{tenant}/groups/{group_id}", get(get_group))
-        .route(
-            "/tenants/{tenant}/groups/{group_id}/members",
-            get(list_members).post(add_member).delete(remove_member),
-        )
+        .route("/tenants/{tenant}/groups/{group_id}/members", get(list_members).post(add_member).delete(remove_member))
         .route("/tenants/{tenant}/users", get(list_users).post(create_user))
         .route("/tenants/{tenant}/accounts", get(list_accounts).post(create_account))
         .route("/tenants/{tenant}/accounts/{account_id}", get(get_account))
-        .route(
-            "/tenants/{tenant}/accounts/{account_id}/secret",
-            get(list_secret_versions).put(set_secret),
-        )
+        .route("/tenants/{tenant}/accounts/{account_id}/secret", get(list_secret_versions).put(set_secret))
         .route("/tenants/{tenant}/accounts/{account_id}/secret/reveal", post(reveal_secret))
         .route("/tenants/{tenant}/api-clients", get(list_api_clients).post(create_api_client))
         .route("/admin-tokens", post(create_admin_token))
@@ -61,10 +55,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/vault/keys", post(add_vault_key))
         .route("/vault/keys/{key_id}", delete(retire_vault_key))
         .route("/vault/rewrap", post(rewrap_vault))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
-        ));
+        .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

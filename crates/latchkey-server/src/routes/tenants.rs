@@ -40,11 +40,7 @@ pub async fn create_tenant(
         .tenant(tenant.id.clone())
         .object(tenant.id.clone())
         .details(&serde_json::json!({ "slug": tenant.slug }));
-    let created = state
-        .store()
-        .create_tenant(tenant, event)
-        .await
-        .map_err(|e| ApiError::store("tenant", e))?;
+    let created = state.store().create_tenant(tenant, event).await.map_err(|e| ApiError::store("tenant", e))?;
     Ok((StatusCode::CREATED, Json(dto::tenant(created))))
 }
 
@@ -56,11 +52,8 @@ pub async fn list_tenants(
     admin: Admin,
 ) -> Result<Json<proto::ListResponse<proto::Tenant>>, ApiError> {
     let all = state.store().list_tenants().await.map_err(|e| ApiError::store("tenant", e))?;
-    let items = all
-        .into_iter()
-        .filter(|t| admin.tenant_id.as_ref().is_none_or(|own| *own == t.id))
-        .map(dto::tenant)
-        .collect();
+    let items =
+        all.into_iter().filter(|t| admin.tenant_id.as_ref().is_none_or(|own| *own == t.id)).map(dto::tenant).collect();
     Ok(Json(proto::ListResponse { items, next: None }))
 }
 

@@ -8,7 +8,14 @@ use crate::both;
 use crate::helpers::{TestApp, account_with_password, audit_count};
 
 /// Send a raw request; return (status, content type, body as JSON or text).
-async fn send(app: &TestApp, method: Method, path: &str, token: Option<&str>, content_type: Option<&str>, body: Vec<u8>) -> (u16, String, Value) {
+async fn send(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    content_type: Option<&str>,
+    body: Vec<u8>,
+) -> (u16, String, Value) {
     let mut req = app.raw().request(method, app.url(path)).body(body);
     if let Some(t) = token {
         req = req.bearer_auth(t);
@@ -25,7 +32,8 @@ async fn send(app: &TestApp, method: Method, path: &str, token: Option<&str>, co
 }
 
 async fn json(app: &TestApp, method: Method, path: &str, body: &str) -> (u16, Value) {
-    let (s, ct, v) = send(app, method, path, Some(&app.token), Some("application/json"), body.as_bytes().to_vec()).await;
+    let (s, ct, v) =
+        send(app, method, path, Some(&app.token), Some("application/json"), body.as_bytes().to_vec()).await;
     if s >= 400 {
         assert_eq!(ct, "application/problem+json", "{path}: {v}");
     }
@@ -56,7 +64,8 @@ both!(malformed_bodies_are_400_and_change_nothing, |app: TestApp| async move {
     assert!(v["detail"].as_str().unwrap().contains("unknown field `colour`"), "{v}");
     let (s, v) = json(&app, Method::POST, accounts, r#"{"kind":"superuser","name":"a"}"#).await;
     assert_eq!(s, 400, "{v}");
-    let (s, _, v) = send(&app, Method::POST, accounts, Some(&app.token), None, br#"{"kind":"generic","name":"a"}"#.to_vec()).await;
+    let (s, _, v) =
+        send(&app, Method::POST, accounts, Some(&app.token), None, br#"{"kind":"generic","name":"a"}"#.to_vec()).await;
     assert_eq!(s, 415);
     assert_problem(&v, 415, "unsupported_media_type");
     let huge = format!(r#"{{"kind":"generic","name":"a","description":"{}"}}"#, "x".repeat(70 * 1024));
@@ -69,10 +78,13 @@ both!(malformed_bodies_are_400_and_change_nothing, |app: TestApp| async move {
     assert_problem(&v, 400, "invalid_field");
     let (s, v) = json(&app, Method::POST, accounts, r#"{"kind":"generic","name":"a\u0000b"}"#).await;
     assert_eq!(s, 400, "{v}");
-    let (s, v) = json(&app, Method::POST, "/api/v1/tenants/default/devices", r#"{"name":"pc","deviceId":"not-a-uuid"}"#).await;
+    let (s, v) =
+        json(&app, Method::POST, "/api/v1/tenants/default/devices", r#"{"name":"pc","deviceId":"not-a-uuid"}"#).await;
     assert_eq!(s, 400);
     assert!(v["detail"].as_str().unwrap().contains("deviceId"), "{v}");
-    let (s, _) = json(&app, Method::POST, "/api/v1/tenants/default/devices", r#"{"name":"pc","containerDn":"Workstations"}"#).await;
+    let (s, _) =
+        json(&app, Method::POST, "/api/v1/tenants/default/devices", r#"{"name":"pc","containerDn":"Workstations"}"#)
+            .await;
     assert_eq!(s, 400);
     assert_eq!(audit_count(&app).await, before, "a refused request wrote an audit event");
     assert!(app.client.list_accounts("default").await.unwrap().items.is_empty());
@@ -85,7 +97,8 @@ both!(bad_ids_and_parameters, |app: TestApp| async move {
     let (s, v) = json(&app, Method::GET, "/api/v1/tenants/default/devices/not-a-uuid", "").await;
     assert_eq!(s, 400);
     assert_problem(&v, 400, "invalid_parameter");
-    let (s, v) = json(&app, Method::GET, &format!("/api/v1/tenants/default/devices/{}", uuid::Uuid::new_v4()), "").await;
+    let (s, v) =
+        json(&app, Method::GET, &format!("/api/v1/tenants/default/devices/{}", uuid::Uuid::new_v4()), "").await;
     assert_eq!(s, 404);
     assert_problem(&v, 404, "not_found");
     let (s, _) = json(&app, Method::GET, "/api/v1/tenants/nope/devices", "").await;
@@ -133,9 +146,23 @@ both!(credentials_are_checked, |app: TestApp| async move {
         assert_eq!(s, 401, "{token:?}");
         assert_problem(&v, 401, "unauthenticated");
     }
-    let resp = app.raw().get(app.url("/api/v1/tenants")).header("authorization", format!("Basic {}", app.token)).send().await.unwrap();
+    let resp = app
+        .raw()
+        .get(app.url("/api/v1/tenants"))
+        .header("authorization", format!("Basic {}", app.token))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 401);
-    let (s, _, _) = send(&app, Method::POST, "/api/v1/tenants/default/devices", Some("lk_admin_wrong"), Some("application/json"), br#"{"name":"x"}"#.to_vec()).await;
+    let (s, _, _) = send(
+        &app,
+        Method::POST,
+        "/api/v1/tenants/default/devices",
+        Some("lk_admin_wrong"),
+        Some("application/json"),
+        br#"{"name":"x"}"#.to_vec(),
+    )
+    .await;
     assert_eq!(s, 401);
     assert_eq!(audit_count(&app).await, before);
     assert!(app.client.list_devices("default", None, None).await.unwrap().items.is_empty());

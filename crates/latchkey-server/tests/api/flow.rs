@@ -84,13 +84,24 @@ both!(devices_round_trip_with_paging, |app: TestApp| async move {
     let fixed = "5a2f2169-0000-4000-8000-000000000001";
     let d = app
         .client
-        .create_device("default", &proto::DeviceCreate { device_id: Some(fixed.to_uppercase()), name: "fixed".into(), container_dn: None, os: None })
+        .create_device(
+            "default",
+            &proto::DeviceCreate {
+                device_id: Some(fixed.to_uppercase()),
+                name: "fixed".into(),
+                container_dn: None,
+                os: None,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(d.device_id, fixed);
     let dup = app
         .client
-        .create_device("default", &proto::DeviceCreate { device_id: None, name: "FIXED".into(), container_dn: None, os: None })
+        .create_device(
+            "default",
+            &proto::DeviceCreate { device_id: None, name: "FIXED".into(), container_dn: None, os: None },
+        )
         .await
         .unwrap_err();
     assert_eq!(dup.code(), Some(proto::ProblemCode::Conflict));
@@ -98,18 +109,53 @@ both!(devices_round_trip_with_paging, |app: TestApp| async move {
 
 both!(groups_users_and_nested_members, |app: TestApp| async move {
     let c = &app.client;
-    let g1 = c.create_group("default", &proto::GroupCreate { name: "Helpdesk".into(), description: None }).await.unwrap();
-    let g2 = c.create_group("default", &proto::GroupCreate { name: "IT".into(), description: Some("all IT".into()) }).await.unwrap();
-    let u = c.create_user("default", &proto::UserCreate { name: "alice".into(), display_name: Some("Alice".into()), email: Some("alice@example.test".into()) }).await.unwrap();
-    let d = c.create_device("default", &proto::DeviceCreate { device_id: None, name: "PC-1".into(), container_dn: None, os: None }).await.unwrap();
-    c.add_group_member("default", &g1.id, &proto::GroupMember { kind: proto::MemberKind::User, id: u.id.clone() }).await.unwrap();
-    c.add_group_member("default", &g1.id, &proto::GroupMember { kind: proto::MemberKind::Device, id: d.device_id.clone() }).await.unwrap();
-    c.add_group_member("default", &g2.id, &proto::GroupMember { kind: proto::MemberKind::Group, id: g1.id.clone() }).await.unwrap();
-    let cycle = c.add_group_member("default", &g1.id, &proto::GroupMember { kind: proto::MemberKind::Group, id: g2.id.clone() }).await.unwrap_err();
+    let g1 =
+        c.create_group("default", &proto::GroupCreate { name: "Helpdesk".into(), description: None }).await.unwrap();
+    let g2 = c
+        .create_group("default", &proto::GroupCreate { name: "IT".into(), description: Some("all IT".into()) })
+        .await
+        .unwrap();
+    let u = c
+        .create_user(
+            "default",
+            &proto::UserCreate {
+                name: "alice".into(),
+                display_name: Some("Alice".into()),
+                email: Some("alice@example.test".into()),
+            },
+        )
+        .await
+        .unwrap();
+    let d = c
+        .create_device(
+            "default",
+            &proto::DeviceCreate { device_id: None, name: "PC-1".into(), container_dn: None, os: None },
+        )
+        .await
+        .unwrap();
+    c.add_group_member("default", &g1.id, &proto::GroupMember { kind: proto::MemberKind::User, id: u.id.clone() })
+        .await
+        .unwrap();
+    c.add_group_member(
+        "default",
+        &g1.id,
+        &proto::GroupMember { kind: proto::MemberKind::Device, id: d.device_id.clone() },
+    )
+    .await
+    .unwrap();
+    c.add_group_member("default", &g2.id, &proto::GroupMember { kind: proto::MemberKind::Group, id: g1.id.clone() })
+        .await
+        .unwrap();
+    let cycle = c
+        .add_group_member("default", &g1.id, &proto::GroupMember { kind: proto::MemberKind::Group, id: g2.id.clone() })
+        .await
+        .unwrap_err();
     assert_eq!(cycle.code(), Some(proto::ProblemCode::Conflict));
     let members = c.group_members("default", &g1.id).await.unwrap();
     assert_eq!(members.items.len(), 2);
-    c.remove_group_member("default", &g1.id, &proto::GroupMember { kind: proto::MemberKind::User, id: u.id.clone() }).await.unwrap();
+    c.remove_group_member("default", &g1.id, &proto::GroupMember { kind: proto::MemberKind::User, id: u.id.clone() })
+        .await
+        .unwrap();
     assert_eq!(c.group_members("default", &g1.id).await.unwrap().items.len(), 1);
     assert_eq!(c.list_users("default").await.unwrap().items[0].email.as_deref(), Some("alice@example.test"));
     assert_eq!(c.list_groups("default").await.unwrap().items.len(), 2);
@@ -118,11 +164,25 @@ both!(groups_users_and_nested_members, |app: TestApp| async move {
 both!(secret_set_reveal_is_audited_without_the_secret, |app: TestApp| async move {
     let c = &app.client;
     let id = account_with_password(&app, "default", "db-root", "first-Secret-1").await;
-    c.set_secret("default", &id, &proto::SecretSetRequest { password: Some("second-Secret-2".into()), ssh_private_key: Some("-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n".into()), expires_at: None })
-        .await
-        .unwrap();
+    c.set_secret(
+        "default",
+        &id,
+        &proto::SecretSetRequest {
+            password: Some("second-Secret-2".into()),
+            ssh_private_key: Some(
+                "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n".into(),
+            ),
+            expires_at: None,
+        },
+    )
+    .await
+    .unwrap();
     let r = c
-        .reveal_secret("default", &id, &proto::SecretReadRequest { reason: "restore backup".into(), ticket: Some("T-1234".into()) })
+        .reveal_secret(
+            "default",
+            &id,
+            &proto::SecretReadRequest { reason: "restore backup".into(), ticket: Some("T-1234".into()) },
+        )
         .await
         .unwrap();
     assert_eq!(r.version, 2);
@@ -147,7 +207,10 @@ both!(secret_set_reveal_is_audited_without_the_secret, |app: TestApp| async move
     assert!(ev.request_id.is_some());
     assert_eq!(ev.details["version"], 2);
 
-    let all = serde_json::to_string(&c.list_audit(&AuditQuery { limit: Some(1000), ..Default::default() }).await.unwrap().items).unwrap();
+    let all = serde_json::to_string(
+        &c.list_audit(&AuditQuery { limit: Some(1000), ..Default::default() }).await.unwrap().items,
+    )
+    .unwrap();
     assert!(!all.contains("first-Secret-1") && !all.contains("second-Secret-2") && !all.contains("AAAA"));
     let sets = c.list_audit(&AuditQuery { action: Some("secret.set".into()), ..Default::default() }).await.unwrap();
     assert_eq!(sets.items.len(), 2);
@@ -164,54 +227,149 @@ both!(reading_an_unknown_account_is_a_recorded_failure, |app: TestApp| async mov
         .await
         .unwrap_err();
     assert_eq!(e.status(), Some(404));
-    let failed = app.client.list_audit(&AuditQuery { outcome: Some("failed".into()), ..Default::default() }).await.unwrap();
+    let failed =
+        app.client.list_audit(&AuditQuery { outcome: Some("failed".into()), ..Default::default() }).await.unwrap();
     assert_eq!(failed.items.len(), 1);
     assert_eq!(failed.items[0].object_id.as_deref(), Some(missing.as_str()));
     // An account with no secret yet is the same failure.
-    let acct = app.client.create_account("default", &proto::AccountCreate { kind: proto::AccountKind::Generic, name: "empty".into(), device_id: None, description: None }).await.unwrap();
-    let e = app.client.reveal_secret("default", &acct.id, &proto::SecretReadRequest { reason: "look".into(), ticket: None }).await.unwrap_err();
+    let acct = app
+        .client
+        .create_account(
+            "default",
+            &proto::AccountCreate {
+                kind: proto::AccountKind::Generic,
+                name: "empty".into(),
+                device_id: None,
+                description: None,
+            },
+        )
+        .await
+        .unwrap();
+    let e = app
+        .client
+        .reveal_secret("default", &acct.id, &proto::SecretReadRequest { reason: "look".into(), ticket: None })
+        .await
+        .unwrap_err();
     assert_eq!(e.status(), Some(404));
 });
 
 both!(device_accounts_need_a_device_of_the_tenant, |app: TestApp| async move {
     let c = &app.client;
-    let no_dev = c.create_account("default", &proto::AccountCreate { kind: proto::AccountKind::DeviceAdmin, name: "latchkey-admin".into(), device_id: None, description: None }).await.unwrap_err();
+    let no_dev = c
+        .create_account(
+            "default",
+            &proto::AccountCreate {
+                kind: proto::AccountKind::DeviceAdmin,
+                name: "latchkey-admin".into(),
+                device_id: None,
+                description: None,
+            },
+        )
+        .await
+        .unwrap_err();
     assert_eq!(no_dev.code(), Some(proto::ProblemCode::InvalidField));
-    let unknown = c.create_account("default", &proto::AccountCreate { kind: proto::AccountKind::DeviceAdmin, name: "latchkey-admin".into(), device_id: Some(uuid::Uuid::new_v4().to_string()), description: None }).await.unwrap_err();
+    let unknown = c
+        .create_account(
+            "default",
+            &proto::AccountCreate {
+                kind: proto::AccountKind::DeviceAdmin,
+                name: "latchkey-admin".into(),
+                device_id: Some(uuid::Uuid::new_v4().to_string()),
+                description: None,
+            },
+        )
+        .await
+        .unwrap_err();
     assert_eq!(unknown.status(), Some(404));
-    let d = c.create_device("default", &proto::DeviceCreate { device_id: None, name: "PC-9".into(), container_dn: None, os: None }).await.unwrap();
-    let a = c.create_account("default", &proto::AccountCreate { kind: proto::AccountKind::DeviceAdmin, name: "latchkey-admin".into(), device_id: Some(d.device_id.clone()), description: None }).await.unwrap();
+    let d = c
+        .create_device(
+            "default",
+            &proto::DeviceCreate { device_id: None, name: "PC-9".into(), container_dn: None, os: None },
+        )
+        .await
+        .unwrap();
+    let a = c
+        .create_account(
+            "default",
+            &proto::AccountCreate {
+                kind: proto::AccountKind::DeviceAdmin,
+                name: "latchkey-admin".into(),
+                device_id: Some(d.device_id.clone()),
+                description: None,
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(a.device_id.as_deref(), Some(d.device_id.as_str()));
-    let generic_with_device = c.create_account("default", &proto::AccountCreate { kind: proto::AccountKind::Generic, name: "x".into(), device_id: Some(d.device_id.clone()), description: None }).await.unwrap_err();
+    let generic_with_device = c
+        .create_account(
+            "default",
+            &proto::AccountCreate {
+                kind: proto::AccountKind::Generic,
+                name: "x".into(),
+                device_id: Some(d.device_id.clone()),
+                description: None,
+            },
+        )
+        .await
+        .unwrap_err();
     assert_eq!(generic_with_device.code(), Some(proto::ProblemCode::InvalidField));
 });
 
 both!(api_client_secret_shown_once_and_tokens_expire, |app: TestApp| async move {
     let c = &app.client;
-    let created = c.create_api_client("default", &proto::ApiClientCreate { name: "backup-script".into() }).await.unwrap();
+    let created =
+        c.create_api_client("default", &proto::ApiClientCreate { name: "backup-script".into() }).await.unwrap();
     assert!(created.secret.starts_with("lk_client_"));
     let listed = serde_json::to_string(&c.list_api_clients("default").await.unwrap()).unwrap();
     assert!(listed.contains("backup-script") && !listed.contains(&created.secret));
-    let t = c.create_admin_token(&proto::AdminTokenCreate { name: "short".into(), tenant: None, expires_in_seconds: Some(60) }).await.unwrap();
+    let t = c
+        .create_admin_token(&proto::AdminTokenCreate {
+            name: "short".into(),
+            tenant: None,
+            expires_in_seconds: Some(60),
+        })
+        .await
+        .unwrap();
     let short = app.client_with(Some(&t.token));
     assert!(short.list_tenants().await.is_ok());
     app.clock.advance(time::Duration::seconds(61));
     let e = short.list_tenants().await.unwrap_err();
     assert_eq!(e.code(), Some(proto::ProblemCode::Unauthenticated));
-    let audit = serde_json::to_string(&c.list_audit(&AuditQuery { limit: Some(1000), ..Default::default() }).await.unwrap().items).unwrap();
+    let audit = serde_json::to_string(
+        &c.list_audit(&AuditQuery { limit: Some(1000), ..Default::default() }).await.unwrap().items,
+    )
+    .unwrap();
     assert!(!audit.contains(&t.token) && !audit.contains(&created.secret));
 });
 
 both!(audit_filters_and_paging, |app: TestApp| async move {
     let c = &app.client;
     for i in 0..4 {
-        c.create_device("default", &proto::DeviceCreate { device_id: None, name: format!("D{i}"), container_dn: None, os: None }).await.unwrap();
+        c.create_device(
+            "default",
+            &proto::DeviceCreate { device_id: None, name: format!("D{i}"), container_dn: None, os: None },
+        )
+        .await
+        .unwrap();
     }
-    let creates = c.list_audit(&AuditQuery { action: Some("device.create".into()), limit: Some(3), ..Default::default() }).await.unwrap();
+    let creates = c
+        .list_audit(&AuditQuery { action: Some("device.create".into()), limit: Some(3), ..Default::default() })
+        .await
+        .unwrap();
     assert_eq!(creates.items.len(), 3);
-    let rest = c.list_audit(&AuditQuery { action: Some("device.create".into()), after: Some(creates.next.unwrap().parse().unwrap()), ..Default::default() }).await.unwrap();
+    let rest = c
+        .list_audit(&AuditQuery {
+            action: Some("device.create".into()),
+            after: Some(creates.next.unwrap().parse().unwrap()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(rest.items.len(), 1);
-    let future = (app.clock.now_for_test() + time::Duration::hours(1)).format(&time::format_description::well_known::Rfc3339).unwrap();
+    let future = (app.clock.now_for_test() + time::Duration::hours(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
     let none = c.list_audit(&AuditQuery { since: Some(future), ..Default::default() }).await.unwrap();
     assert!(none.items.is_empty());
     let seqs: Vec<i64> = c.list_audit(&AuditQuery::default()).await.unwrap().items.iter().map(|e| e.seq).collect();
@@ -237,7 +395,13 @@ both!(shutdown_after_concurrent_reveals_finishes, |mut app: TestApp| async move 
         let id = id.clone();
         tasks.push(tokio::spawn(async move {
             for _ in 0..20 {
-                c.reveal_secret("default", &id, &proto::SecretReadRequest { reason: format!("load {i}"), ticket: None }).await.unwrap();
+                c.reveal_secret(
+                    "default",
+                    &id,
+                    &proto::SecretReadRequest { reason: format!("load {i}"), ticket: None },
+                )
+                .await
+                .unwrap();
             }
         }));
     }
@@ -245,8 +409,5 @@ both!(shutdown_after_concurrent_reveals_finishes, |mut app: TestApp| async move 
         t.await.unwrap();
     }
     let server = app.server.take().unwrap();
-    tokio::time::timeout(std::time::Duration::from_secs(20), server.shutdown())
-        .await
-        .expect("shutdown hung")
-        .unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(20), server.shutdown()).await.expect("shutdown hung").unwrap();
 });

@@ -70,7 +70,9 @@ pub fn config_for(dir: &std::path::Path, backend: Backend, db_url: &str) -> Conf
 /// Start a fresh server, or `None` when the PostgreSQL variant is skipped.
 pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(std::env::var("LATCHKEY_LOG").unwrap_or_else(|_| "warn".into())))
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            std::env::var("LATCHKEY_LOG").unwrap_or_else(|_| "warn".into()),
+        ))
         .with_test_writer()
         .try_init();
     let data_dir = Arc::new(tempfile::tempdir().unwrap());
@@ -79,22 +81,11 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
         Backend::Postgres => latchkey_testkit::fresh_postgres_url().await?,
     };
     let clock = Arc::new(ManualClock::new(SystemClock.now()));
-    let server = latchkey_server::start(config_for(data_dir.path(), backend, &db_url), clock.clone())
-        .await
-        .unwrap();
+    let server = latchkey_server::start(config_for(data_dir.path(), backend, &db_url), clock.clone()).await.unwrap();
     let token = server.first_admin_token.as_ref().unwrap().expose_secret().to_owned();
     let base = format!("http://{}", server.addr);
     let client = Client::new(&base, Some(token.clone())).unwrap();
-    Some(TestApp {
-        server: Some(server),
-        client,
-        token,
-        base,
-        clock,
-        data_dir,
-        db_url,
-        backend,
-    })
+    Some(TestApp { server: Some(server), client, token, base, clock, data_dir, db_url, backend })
 }
 
 /// Run a test body on both backends: `both!(name, |app| async move { ... })`.
@@ -163,11 +154,7 @@ pub async fn audit_count(app: &TestApp) -> usize {
     loop {
         let page = app
             .client
-            .list_audit(&latchkey_client::AuditQuery {
-                after,
-                limit: Some(1000),
-                ..Default::default()
-            })
+            .list_audit(&latchkey_client::AuditQuery { after, limit: Some(1000), ..Default::default() })
             .await
             .unwrap();
         n += page.items.len();

@@ -45,6 +45,9 @@ async fn missing_certificate_files_refuse_to_start() {
         ..Default::default()
     })
     .unwrap();
-    let e = latchkey_server::start(config, Arc::new(ManualClock::new(SystemClock.now()))).await.err().expect("started without certificates");
+    let e = latchkey_server::start(config, Arc::new(ManualClock::new(SystemClock.now())))
+        .await
+        .err()
+        .expect("started without certificates");
     assert!(e.to_string().contains("TLS"), "{e}");
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use latchkey_client::AuditQuery;
-use latchkey_core::{ManualClock, SystemClock, Clock};
+use latchkey_core::{Clock, ManualClock, SystemClock};
 use latchkey_proto as proto;
 use sqlx::{AnyConnection, Connection};
 
@@ -31,15 +31,24 @@ both!(ciphertext_copied_to_another_row_fails_to_open, |app: TestApp| async move 
         .execute(&mut db)
         .await
         .unwrap();
-    let e = app.client.reveal_secret("default", &b, &proto::SecretReadRequest { reason: "swap".into(), ticket: None }).await.unwrap_err();
+    let e = app
+        .client
+        .reveal_secret("default", &b, &proto::SecretReadRequest { reason: "swap".into(), ticket: None })
+        .await
+        .unwrap_err();
     assert_eq!(e.status(), Some(500));
     let text = e.to_string();
     assert!(!text.contains("password-of-a"), "{text}");
-    let failed = app.client.list_audit(&AuditQuery { outcome: Some("failed".into()), ..Default::default() }).await.unwrap();
+    let failed =
+        app.client.list_audit(&AuditQuery { outcome: Some("failed".into()), ..Default::default() }).await.unwrap();
     assert_eq!(failed.items.len(), 1);
     assert_eq!(failed.items[0].object_id.as_deref(), Some(b.as_str()));
     // The untouched row still opens.
-    let ok = app.client.reveal_secret("default", &a, &proto::SecretReadRequest { reason: "ok".into(), ticket: None }).await.unwrap();
+    let ok = app
+        .client
+        .reveal_secret("default", &a, &proto::SecretReadRequest { reason: "ok".into(), ticket: None })
+        .await
+        .unwrap();
     assert_eq!(ok.password.as_deref(), Some("password-of-a"));
 });
 
@@ -99,18 +108,28 @@ both!(rekey_rewraps_everything_and_retires_the_old_key, |mut app: TestApp| async
     let e = c.retire_vault_key(&retired.active_key_id).await.unwrap_err();
     assert_eq!(e.code(), Some(proto::ProblemCode::Conflict));
     for (i, id) in ids.iter().enumerate() {
-        let r = c.reveal_secret("default", id, &proto::SecretReadRequest { reason: "after rekey".into(), ticket: None }).await.unwrap();
+        let r = c
+            .reveal_secret("default", id, &proto::SecretReadRequest { reason: "after rekey".into(), ticket: None })
+            .await
+            .unwrap();
         assert_eq!(r.password.as_deref(), Some(format!("pw-{i}").as_str()));
     }
     // The key file on disk holds the new key only, and a restart opens everything.
     app.stop().await;
     let s = latchkey_server::start(app.config(), Arc::new(ManualClock::new(SystemClock.now()))).await.unwrap();
     let client = latchkey_client::Client::new(&format!("http://{}", s.addr), Some(app.token.clone())).unwrap();
-    let r = client.reveal_secret("default", &fresh, &proto::SecretReadRequest { reason: "after restart".into(), ticket: None }).await.unwrap();
+    let r = client
+        .reveal_secret("default", &fresh, &proto::SecretReadRequest { reason: "after restart".into(), ticket: None })
+        .await
+        .unwrap();
     assert_eq!(r.password.as_deref(), Some("pw-fresh"));
     let audit = client.list_audit(&AuditQuery { limit: Some(1000), ..Default::default() }).await.unwrap();
     let actions: Vec<&str> = audit.items.iter().map(|e| e.action.as_str()).collect();
-    assert!(actions.contains(&"vault.key.add") && actions.contains(&"vault.rewrap") && actions.contains(&"vault.key.retire"));
+    assert!(
+        actions.contains(&"vault.key.add")
+            && actions.contains(&"vault.rewrap")
+            && actions.contains(&"vault.key.retire")
+    );
     assert!(client.verify_audit().await.unwrap().ok);
     s.shutdown().await.unwrap();
     let _ = Backend::Sqlite;

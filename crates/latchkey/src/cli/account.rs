@@ -122,31 +122,13 @@ fn state_name(s: proto::SecretState) -> &'static str {
 
 pub async fn run(ctx: &Ctx, tenant: &str, cmd: AccountCommand) -> Result<(), String> {
     match cmd {
-        AccountCommand::Add {
-            name,
-            kind,
-            device_id,
-            description,
-        } => {
-            let body = proto::AccountCreate {
-                kind: kind.into(),
-                name,
-                device_id,
-                description,
-            };
-            let a = ctx
-                .client
-                .create_account(tenant, &body)
-                .await
-                .map_err(|e| ctx.err(e))?;
+        AccountCommand::Add { name, kind, device_id, description } => {
+            let body = proto::AccountCreate { kind: kind.into(), name, device_id, description };
+            let a = ctx.client.create_account(tenant, &body).await.map_err(|e| ctx.err(e))?;
             show(ctx, a)
         }
         AccountCommand::List => {
-            let list = ctx
-                .client
-                .list_accounts(tenant)
-                .await
-                .map_err(|e| ctx.err(e))?;
+            let list = ctx.client.list_accounts(tenant).await.map_err(|e| ctx.err(e))?;
             if ctx.json {
                 return print_json(&list);
             }
@@ -159,9 +141,7 @@ pub async fn run(ctx: &Ctx, tenant: &str, cmd: AccountCommand) -> Result<(), Str
                         a.name,
                         kind_name(a.kind).to_owned(),
                         opt(a.device_id.as_deref()),
-                        a.active_version
-                            .map(|v| v.to_string())
-                            .unwrap_or_else(|| "none".to_owned()),
+                        a.active_version.map(|v| v.to_string()).unwrap_or_else(|| "none".to_owned()),
                     ]
                 })
                 .collect();
@@ -172,19 +152,11 @@ pub async fn run(ctx: &Ctx, tenant: &str, cmd: AccountCommand) -> Result<(), Str
             )
         }
         AccountCommand::Show { id } => {
-            let a = ctx
-                .client
-                .account(tenant, &id)
-                .await
-                .map_err(|e| ctx.err(e))?;
+            let a = ctx.client.account(tenant, &id).await.map_err(|e| ctx.err(e))?;
             show(ctx, a)
         }
         AccountCommand::Versions { id } => {
-            let list = ctx
-                .client
-                .secret_versions(tenant, &id)
-                .await
-                .map_err(|e| ctx.err(e))?;
+            let list = ctx.client.secret_versions(tenant, &id).await.map_err(|e| ctx.err(e))?;
             if ctx.json {
                 return print_json(&list);
             }
@@ -204,37 +176,17 @@ pub async fn run(ctx: &Ctx, tenant: &str, cmd: AccountCommand) -> Result<(), Str
                 })
                 .collect();
             print_table(
-                &[
-                    "VERSION", "STATE", "PASSWORD", "SSH KEY", "KEY", "CREATED", "EXPIRES",
-                ],
+                &["VERSION", "STATE", "PASSWORD", "SSH KEY", "KEY", "CREATED", "EXPIRES"],
                 rows,
                 &format!("account {id} has no secret yet"),
             )
         }
-        AccountCommand::SetPassword {
-            id,
-            generate,
-            length,
-            ssh_key_file,
-            no_password,
-        } => {
-            set_password(
-                ctx,
-                tenant,
-                &id,
-                generate,
-                length,
-                ssh_key_file,
-                no_password,
-            )
-            .await
+        AccountCommand::SetPassword { id, generate, length, ssh_key_file, no_password } => {
+            set_password(ctx, tenant, &id, generate, length, ssh_key_file, no_password).await
         }
-        AccountCommand::GetPassword {
-            id,
-            reason,
-            ticket,
-            ssh_key,
-        } => get_password(ctx, tenant, &id, reason, ticket, ssh_key).await,
+        AccountCommand::GetPassword { id, reason, ticket, ssh_key } => {
+            get_password(ctx, tenant, &id, reason, ticket, ssh_key).await
+        }
     }
 }
 
@@ -249,12 +201,7 @@ fn show(ctx: &Ctx, a: proto::Account) -> Result<(), String> {
         ("kind", kind_name(a.kind).to_owned()),
         ("device", opt(a.device_id.as_deref())),
         ("description", opt(a.description.as_deref())),
-        (
-            "secret version",
-            a.active_version
-                .map(|v| v.to_string())
-                .unwrap_or_else(|| "none".to_owned()),
-        ),
+        ("secret version", a.active_version.map(|v| v.to_string()).unwrap_or_else(|| "none".to_owned())),
         ("created", output::time(a.created_at)),
     ])
 }
@@ -269,17 +216,13 @@ async fn set_password(
     no_password: bool,
 ) -> Result<(), String> {
     // Fail on a wrong id or tenant before anyone types a password.
-    let account = ctx
-        .client
-        .account(tenant, id)
-        .await
-        .map_err(|e| ctx.err(e))?;
+    let account = ctx.client.account(tenant, id).await.map_err(|e| ctx.err(e))?;
     let ssh_key = match &ssh_key_file {
         Some(path) => {
-            let key =
-                Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-                    format!("cannot read the SSH key file {}: {e}", path.display())
-                })?);
+            let key = Zeroizing::new(
+                std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read the SSH key file {}: {e}", path.display()))?,
+            );
             if key.trim().is_empty() {
                 return Err(format!("the SSH key file {} is empty", path.display()));
             }
@@ -305,20 +248,13 @@ async fn set_password(
         ssh_private_key: ssh_key.as_ref().map(|k| k.as_str().to_owned()),
         expires_at: None,
     };
-    let info = ctx
-        .client
-        .set_secret(tenant, id, &body)
-        .await
-        .map_err(|e| ctx.err(e))?;
+    let info = ctx.client.set_secret(tenant, id, &body).await.map_err(|e| ctx.err(e))?;
     drop(body);
     let generated = if generate { password.as_ref() } else { None };
     if ctx.json {
         let mut v = serde_json::to_value(&info).map_err(|e| format!("cannot encode JSON: {e}"))?;
         if let (Some(p), serde_json::Value::Object(map)) = (generated, &mut v) {
-            map.insert(
-                "generatedPassword".to_owned(),
-                serde_json::Value::String(p.as_str().to_owned()),
-            );
+            map.insert("generatedPassword".to_owned(), serde_json::Value::String(p.as_str().to_owned()));
         }
         return print_json(&v);
     }
@@ -331,12 +267,7 @@ async fn set_password(
             );
             outln!("{}", p.as_str())
         }
-        None => outln!(
-            "account {} ({}): secret version {} is active",
-            account.name,
-            account.id,
-            info.version
-        ),
+        None => outln!("account {} ({}): secret version {} is active", account.name, account.id, info.version),
     }
 }
 
@@ -350,10 +281,7 @@ fn read_password(account_name: &str) -> Result<Zeroizing<String>, String> {
         None
     };
     let mut line = Zeroizing::new(String::new());
-    let n = stdin
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| format!("cannot read the password from stdin: {e}"))?;
+    let n = stdin.lock().read_line(&mut line).map_err(|e| format!("cannot read the password from stdin: {e}"))?;
     if n == 0 {
         return Err("no password on stdin: pipe it in (first line), or use --generate".to_owned());
     }
@@ -410,11 +338,7 @@ async fn get_password(
         "a reason is required to read a password: pass --reason TEXT (it is recorded in the audit log)".to_owned()
     })?;
     let body = proto::SecretReadRequest { reason, ticket };
-    let secret = ctx
-        .client
-        .reveal_secret(tenant, id, &body)
-        .await
-        .map_err(|e| ctx.err(e))?;
+    let secret = ctx.client.reveal_secret(tenant, id, &body).await.map_err(|e| ctx.err(e))?;
     if ctx.json {
         return print_json(&secret);
     }

@@ -30,11 +30,7 @@ pub async fn run(ctx: &Ctx, cmd: AdminCommand) -> Result<(), String> {
             let status = ctx.client.vault_status().await.map_err(|e| ctx.err(e))?;
             print_status(ctx, &status)
         }
-        AdminCommand::Rekey {
-            batch,
-            retire_old,
-            resume,
-        } => rekey(ctx, batch, retire_old, resume).await,
+        AdminCommand::Rekey { batch, retire_old, resume } => rekey(ctx, batch, retire_old, resume).await,
     }
 }
 
@@ -51,39 +47,21 @@ fn progress(ctx: &Ctx, line: &str) -> Result<(), String> {
 async fn rekey(ctx: &Ctx, batch: i64, retire_old: bool, resume: bool) -> Result<(), String> {
     let status = if resume {
         let s = ctx.client.vault_status().await.map_err(|e| ctx.err(e))?;
-        progress(
-            ctx,
-            &format!(
-                "resuming: active key {}, {} remaining",
-                s.active_key_id, s.remaining
-            ),
-        )?;
+        progress(ctx, &format!("resuming: active key {}, {} remaining", s.active_key_id, s.remaining))?;
         s
     } else {
         let s = ctx.client.add_vault_key().await.map_err(|e| ctx.err(e))?;
-        progress(
-            ctx,
-            &format!(
-                "added key {} (now active), {} to re-wrap",
-                s.active_key_id, s.remaining
-            ),
-        )?;
+        progress(ctx, &format!("added key {} (now active), {} to re-wrap", s.active_key_id, s.remaining))?;
         s
     };
     let mut remaining = status.remaining;
     let mut done: i64 = 0;
     while remaining > 0 {
         let step = ctx.client.rewrap_vault(batch).await.map_err(|e| {
-            format!(
-                "{} (re-wrapped {done} so far; run `latchkey admin rekey --resume` to continue)",
-                ctx.err(e)
-            )
+            format!("{} (re-wrapped {done} so far; run `latchkey admin rekey --resume` to continue)", ctx.err(e))
         })?;
         if step.rewrapped == 0 && step.remaining > 0 {
-            return Err(format!(
-                "the server re-wrapped nothing but reports {} remaining; stopping",
-                step.remaining
-            ));
+            return Err(format!("the server re-wrapped nothing but reports {} remaining; stopping", step.remaining));
         }
         done += step.rewrapped;
         remaining = step.remaining;
@@ -97,20 +75,10 @@ async fn rekey(ctx: &Ctx, batch: i64, retire_old: bool, resume: bool) -> Result<
         let old: Vec<proto::VaultKey> = status.keys.iter().filter(|k| !k.active).cloned().collect();
         for key in old {
             if key.envelopes > 0 {
-                progress(
-                    ctx,
-                    &format!(
-                        "key {} still wraps {} secret versions; not retired",
-                        key.id, key.envelopes
-                    ),
-                )?;
+                progress(ctx, &format!("key {} still wraps {} secret versions; not retired", key.id, key.envelopes))?;
                 continue;
             }
-            status = ctx
-                .client
-                .retire_vault_key(&key.id)
-                .await
-                .map_err(|e| ctx.err(e))?;
+            status = ctx.client.retire_vault_key(&key.id).await.map_err(|e| ctx.err(e))?;
             progress(ctx, &format!("retired key {}", key.id))?;
         }
     }
@@ -121,15 +89,7 @@ fn print_status(ctx: &Ctx, status: &proto::VaultStatus) -> Result<(), String> {
     if ctx.json {
         return print_json(status);
     }
-    let rows = status
-        .keys
-        .iter()
-        .map(|k| vec![k.id.clone(), yes_no(k.active), k.envelopes.to_string()])
-        .collect();
+    let rows = status.keys.iter().map(|k| vec![k.id.clone(), yes_no(k.active), k.envelopes.to_string()]).collect();
     print_table(&["KEY", "ACTIVE", "SECRET VERSIONS"], rows, "no keys")?;
-    outln!(
-        "active key: {}; to re-wrap: {}",
-        status.active_key_id,
-        status.remaining
-    )
+    outln!("active key: {}; to re-wrap: {}", status.active_key_id, status.remaining)
 }

@@ -47,25 +47,16 @@ pub enum AuditCommand {
 
 fn check_time(flag: &str, v: &Option<String>) -> Result<(), String> {
     match v {
-        Some(s) if OffsetDateTime::parse(s, &Rfc3339).is_err() => Err(format!(
-            "--{flag} must be an RFC 3339 time such as 2026-01-31T12:00:00Z, got `{s}`"
-        )),
+        Some(s) if OffsetDateTime::parse(s, &Rfc3339).is_err() => {
+            Err(format!("--{flag} must be an RFC 3339 time such as 2026-01-31T12:00:00Z, got `{s}`"))
+        }
         _ => Ok(()),
     }
 }
 
 pub async fn run(ctx: &Ctx, tenant: &str, cmd: AuditCommand) -> Result<(), String> {
     match cmd {
-        AuditCommand::List {
-            actor,
-            action,
-            object_id,
-            outcome,
-            since,
-            until,
-            limit,
-            all_tenants,
-        } => {
+        AuditCommand::List { actor, action, object_id, outcome, since, until, limit, all_tenants } => {
             check_time("since", &since)?;
             check_time("until", &until)?;
             let mut query = AuditQuery {
@@ -84,11 +75,7 @@ pub async fn run(ctx: &Ctx, tenant: &str, cmd: AuditCommand) -> Result<(), Strin
             loop {
                 let want = limit - events.len() as i64;
                 query.limit = Some(want.min(PAGE));
-                let page = ctx
-                    .client
-                    .list_audit(&query)
-                    .await
-                    .map_err(|e| ctx.err(e))?;
+                let page = ctx.client.list_audit(&query).await.map_err(|e| ctx.err(e))?;
                 let got = page.items.len();
                 events.extend(page.items);
                 let next = page.next.and_then(|n| n.parse::<i64>().ok());
@@ -104,10 +91,7 @@ pub async fn run(ctx: &Ctx, tenant: &str, cmd: AuditCommand) -> Result<(), Strin
                 }
             }
             if ctx.json {
-                return print_json(&proto::ListResponse {
-                    items: events,
-                    next: None,
-                });
+                return print_json(&proto::ListResponse { items: events, next: None });
             }
             let rows = events
                 .into_iter()
@@ -129,16 +113,12 @@ pub async fn run(ctx: &Ctx, tenant: &str, cmd: AuditCommand) -> Result<(), Strin
                 })
                 .collect();
             print_table(
-                &[
-                    "SEQ", "TIME", "TENANT", "ACTOR", "ACTION", "OBJECT", "OUTCOME", "REASON",
-                ],
+                &["SEQ", "TIME", "TENANT", "ACTOR", "ACTION", "OBJECT", "OUTCOME", "REASON"],
                 rows,
                 "no matching audit events",
             )?;
             if more {
-                eprintln!(
-                    "(stopped at --limit {limit}; more events may match: raise --limit or narrow with --since)"
-                );
+                eprintln!("(stopped at --limit {limit}; more events may match: raise --limit or narrow with --since)");
             }
             Ok(())
         }
@@ -153,9 +133,7 @@ pub async fn run(ctx: &Ctx, tenant: &str, cmd: AuditCommand) -> Result<(), Strin
                 }
                 return Ok(());
             }
-            let at = v
-                .broken_at
-                .map_or_else(|| "?".to_owned(), |s| s.to_string());
+            let at = v.broken_at.map_or_else(|| "?".to_owned(), |s| s.to_string());
             let problem = v.problem.as_deref().unwrap_or("unknown problem");
             Err(format!("audit chain BROKEN at event {at}: {problem}"))
         }

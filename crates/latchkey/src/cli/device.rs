@@ -44,41 +44,22 @@ pub enum DeviceCommand {
 
 pub async fn run(ctx: &Ctx, tenant: &str, cmd: DeviceCommand) -> Result<(), String> {
     match cmd {
-        DeviceCommand::Add {
-            name,
-            device_id,
-            container_dn,
-            os,
-        } => {
-            let body = proto::DeviceCreate {
-                device_id,
-                name,
-                container_dn,
-                os,
-            };
-            let d = ctx
-                .client
-                .create_device(tenant, &body)
-                .await
-                .map_err(|e| ctx.err(e))?;
+        DeviceCommand::Add { name, device_id, container_dn, os } => {
+            let body = proto::DeviceCreate { device_id, name, container_dn, os };
+            let d = ctx.client.create_device(tenant, &body).await.map_err(|e| ctx.err(e))?;
             show(ctx, d)
         }
         DeviceCommand::List { limit } => {
             let mut items = Vec::new();
             let mut after: Option<String> = None;
             loop {
-                let page = ctx
-                    .client
-                    .list_devices(tenant, after.as_deref(), Some(limit))
-                    .await
-                    .map_err(|e| ctx.err(e))?;
+                let page =
+                    ctx.client.list_devices(tenant, after.as_deref(), Some(limit)).await.map_err(|e| ctx.err(e))?;
                 let got = page.items.len();
                 items.extend(page.items);
                 match page.next {
                     // A page that brings nothing new would repeat forever.
-                    Some(next) if got > 0 && after.as_deref() != Some(next.as_str()) => {
-                        after = Some(next)
-                    }
+                    Some(next) if got > 0 && after.as_deref() != Some(next.as_str()) => after = Some(next),
                     _ => break,
                 }
             }
@@ -104,18 +85,11 @@ pub async fn run(ctx: &Ctx, tenant: &str, cmd: DeviceCommand) -> Result<(), Stri
             )
         }
         DeviceCommand::Show { id } => {
-            let d = ctx
-                .client
-                .device(tenant, &id)
-                .await
-                .map_err(|e| ctx.err(e))?;
+            let d = ctx.client.device(tenant, &id).await.map_err(|e| ctx.err(e))?;
             show(ctx, d)
         }
         DeviceCommand::Remove { id } => {
-            ctx.client
-                .delete_device(tenant, &id)
-                .await
-                .map_err(|e| ctx.err(e))?;
+            ctx.client.delete_device(tenant, &id).await.map_err(|e| ctx.err(e))?;
             if ctx.json {
                 return print_json(&serde_json::json!({ "deviceId": id, "removed": true }));
             }

@@ -95,81 +95,40 @@ pub async fn run(ctx: &Ctx, tenant: &str, cmd: GroupCommand) -> Result<(), Strin
             ])
         }
         GroupCommand::List => {
-            let list = ctx
-                .client
-                .list_groups(tenant)
-                .await
-                .map_err(|e| ctx.err(e))?;
+            let list = ctx.client.list_groups(tenant).await.map_err(|e| ctx.err(e))?;
             if ctx.json {
                 return print_json(&list);
             }
             let rows = list
                 .items
                 .into_iter()
-                .map(|g| {
-                    vec![
-                        g.id,
-                        g.name,
-                        opt(g.description.as_deref()),
-                        output::time(g.created_at),
-                    ]
-                })
+                .map(|g| vec![g.id, g.name, opt(g.description.as_deref()), output::time(g.created_at)])
                 .collect();
-            print_table(
-                &["ID", "NAME", "DESCRIPTION", "CREATED"],
-                rows,
-                &format!("no groups in tenant {tenant}"),
-            )
+            print_table(&["ID", "NAME", "DESCRIPTION", "CREATED"], rows, &format!("no groups in tenant {tenant}"))
         }
         GroupCommand::Members { group_id } => {
-            let list = ctx
-                .client
-                .group_members(tenant, &group_id)
-                .await
-                .map_err(|e| ctx.err(e))?;
+            let list = ctx.client.group_members(tenant, &group_id).await.map_err(|e| ctx.err(e))?;
             if ctx.json {
                 return print_json(&list);
             }
-            let rows = list
-                .items
-                .into_iter()
-                .map(|m| vec![kind_name(m.kind).to_owned(), m.id])
-                .collect();
-            print_table(
-                &["KIND", "ID"],
-                rows,
-                &format!("group {group_id} has no members"),
-            )
+            let rows = list.items.into_iter().map(|m| vec![kind_name(m.kind).to_owned(), m.id]).collect();
+            print_table(&["KIND", "ID"], rows, &format!("group {group_id} has no members"))
         }
         GroupCommand::AddMember { group_id, member } => {
             let member = member.into_member()?;
-            ctx.client
-                .add_group_member(tenant, &group_id, &member)
-                .await
-                .map_err(|e| ctx.err(e))?;
+            ctx.client.add_group_member(tenant, &group_id, &member).await.map_err(|e| ctx.err(e))?;
             if ctx.json {
                 return print_json(&member);
             }
-            outln!(
-                "added {} {} to group {group_id}",
-                kind_name(member.kind),
-                member.id
-            )
+            outln!("added {} {} to group {group_id}", kind_name(member.kind), member.id)
         }
         GroupCommand::RemoveMember { group_id, member } => {
             let member = member.into_member()?;
-            ctx.client
-                .remove_group_member(tenant, &group_id, &member)
-                .await
-                .map_err(|e| ctx.err(e))?;
+            ctx.client.remove_group_member(tenant, &group_id, &member).await.map_err(|e| ctx.err(e))?;
             if ctx.json {
                 return print_json(&member);
             }
-            outln!(
-                "removed {} {} from group {group_id}",
-                kind_name(member.kind),
-                member.id
-            )
+            outln!("removed {} {} from group {group_id}", kind_name(member.kind), member.id)
         }
     }
 }

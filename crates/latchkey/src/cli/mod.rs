@@ -49,13 +49,7 @@ pub struct Connection {
     )]
     pub token: Option<String>,
     /// PEM file of the CA certificate(s) to trust for an https:// URL.
-    #[arg(
-        long,
-        global = true,
-        help_heading = "Connection",
-        env = "LATCHKEY_CA_CERT",
-        value_name = "FILE"
-    )]
+    #[arg(long, global = true, help_heading = "Connection", env = "LATCHKEY_CA_CERT", value_name = "FILE")]
     pub ca_cert: Option<PathBuf>,
     /// Print the server's JSON instead of a table.
     #[arg(long, global = true, help_heading = "Connection")]
@@ -169,12 +163,8 @@ pub async fn run(cmd: ClientCommand) -> Result<(), String> {
         ClientCommand::Device { conn, tenant, cmd } => {
             device::run(&Ctx::connect(conn, true)?, &tenant.tenant, cmd).await
         }
-        ClientCommand::Group { conn, tenant, cmd } => {
-            group::run(&Ctx::connect(conn, true)?, &tenant.tenant, cmd).await
-        }
-        ClientCommand::User { conn, tenant, cmd } => {
-            user::run(&Ctx::connect(conn, true)?, &tenant.tenant, cmd).await
-        }
+        ClientCommand::Group { conn, tenant, cmd } => group::run(&Ctx::connect(conn, true)?, &tenant.tenant, cmd).await,
+        ClientCommand::User { conn, tenant, cmd } => user::run(&Ctx::connect(conn, true)?, &tenant.tenant, cmd).await,
         ClientCommand::Account { conn, tenant, cmd } => {
             account::run(&Ctx::connect(conn, true)?, &tenant.tenant, cmd).await
         }
@@ -182,20 +172,14 @@ pub async fn run(cmd: ClientCommand) -> Result<(), String> {
             api_client::run(&Ctx::connect(conn, true)?, &tenant.tenant, cmd).await
         }
         ClientCommand::Token { conn, cmd } => token::run(&Ctx::connect(conn, true)?, cmd).await,
-        ClientCommand::Audit { conn, tenant, cmd } => {
-            audit::run(&Ctx::connect(conn, true)?, &tenant.tenant, cmd).await
-        }
+        ClientCommand::Audit { conn, tenant, cmd } => audit::run(&Ctx::connect(conn, true)?, &tenant.tenant, cmd).await,
         ClientCommand::Admin { conn, cmd } => admin::run(&Ctx::connect(conn, true)?, cmd).await,
     }
 }
 
 async fn health(ctx: &Ctx) -> Result<(), String> {
     let h = ctx.client.ready().await.map_err(|e| ctx.err(e))?;
-    if ctx.json {
-        output::print_json(&h)
-    } else {
-        outln!("{}: {}", ctx.client.base_url(), h.status)
-    }
+    if ctx.json { output::print_json(&h) } else { outln!("{}: {}", ctx.client.base_url(), h.status) }
 }
 
 /// Where the token came from, to explain an authentication failure.
@@ -220,24 +204,15 @@ impl Ctx {
     /// A client for the connection options; with `auth`, find the token (flag, variable, or
     /// the data directory's `admin-token` file).
     fn connect(conn: Connection, auth: bool) -> Result<Self, String> {
-        let (token, token_source) = if auth {
-            resolve_token(conn.token)?
-        } else {
-            (None, TokenSource::None)
+        let (token, token_source) = if auth { resolve_token(conn.token)? } else { (None, TokenSource::None) };
+        let ca = match &conn.ca_cert {
+            Some(path) => Some(
+                std::fs::read(path).map_err(|e| format!("cannot read the CA certificate {}: {e}", path.display()))?,
+            ),
+            None => None,
         };
-        let ca =
-            match &conn.ca_cert {
-                Some(path) => Some(std::fs::read(path).map_err(|e| {
-                    format!("cannot read the CA certificate {}: {e}", path.display())
-                })?),
-                None => None,
-            };
         let client = Client::builder(&conn.url, token, ca.as_deref()).map_err(|e| describe(&e))?;
-        Ok(Self {
-            client,
-            json: conn.json,
-            token_source,
-        })
+        Ok(Self { client, json: conn.json, token_source })
     }
 
     /// The message for a failed call, with a hint on where the token came from when the
@@ -269,9 +244,7 @@ fn describe(e: &ClientError) -> String {
                 s.push_str(": ");
                 s.push_str(d);
             }
-            if let (ProblemCode::Internal | ProblemCode::Unavailable, Some(id)) =
-                (problem.code, &problem.request_id)
-            {
+            if let (ProblemCode::Internal | ProblemCode::Unavailable, Some(id)) = (problem.code, &problem.request_id) {
                 s.push_str(&format!(" (request id {id})"));
             }
             s
@@ -308,9 +281,6 @@ fn resolve_token(given: Option<String>) -> Result<(Option<String>, TokenSource),
             Ok((Some(t.to_owned()), TokenSource::File(path)))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((None, TokenSource::None)),
-        Err(e) => Err(format!(
-            "cannot read the admin token from {}: {e}",
-            path.display()
-        )),
+        Err(e) => Err(format!("cannot read the admin token from {}: {e}", path.display())),
     }
 }

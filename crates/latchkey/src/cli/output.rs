@@ -18,11 +18,7 @@ macro_rules! outln {
 /// Write one line to stdout (see [`outln!`]).
 pub fn write_line(args: fmt::Arguments<'_>) -> Result<(), String> {
     let mut out = std::io::stdout().lock();
-    match out
-        .write_fmt(args)
-        .and_then(|()| out.write_all(b"\n"))
-        .and_then(|()| out.flush())
-    {
+    match out.write_fmt(args).and_then(|()| out.write_all(b"\n")).and_then(|()| out.flush()) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         Err(e) => Err(format!("cannot write to stdout: {e}")),
@@ -32,9 +28,8 @@ pub fn write_line(args: fmt::Arguments<'_>) -> Result<(), String> {
 /// Pretty JSON of a wire value.
 pub fn print_json<T: Serialize + ?Sized>(value: &T) -> Result<(), String> {
     // The JSON may carry a revealed secret: wipe the buffer after printing.
-    let text = zeroize::Zeroizing::new(
-        serde_json::to_string_pretty(value).map_err(|e| format!("cannot encode JSON: {e}"))?,
-    );
+    let text =
+        zeroize::Zeroizing::new(serde_json::to_string_pretty(value).map_err(|e| format!("cannot encode JSON: {e}"))?);
     outln!("{}", text.as_str())
 }
 
@@ -69,8 +64,7 @@ fn new_table() -> Table {
 /// A time in UTC to the second: `2026-01-31 12:00:00Z`.
 pub fn time(t: OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
-    let format =
-        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]Z");
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]Z");
     t.format(&format).unwrap_or_else(|_| t.to_string())
 }
 

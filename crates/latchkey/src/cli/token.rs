@@ -23,35 +23,18 @@ pub enum TokenCommand {
 
 pub async fn run(ctx: &Ctx, cmd: TokenCommand) -> Result<(), String> {
     match cmd {
-        TokenCommand::Create {
-            name,
-            tenant_scope,
-            expires_in,
-        } => {
-            let body = proto::AdminTokenCreate {
-                name,
-                tenant: tenant_scope,
-                expires_in_seconds: expires_in,
-            };
-            let created = ctx
-                .client
-                .create_admin_token(&body)
-                .await
-                .map_err(|e| ctx.err(e))?;
+        TokenCommand::Create { name, tenant_scope, expires_in } => {
+            let body = proto::AdminTokenCreate { name, tenant: tenant_scope, expires_in_seconds: expires_in };
+            let created = ctx.client.create_admin_token(&body).await.map_err(|e| ctx.err(e))?;
             if ctx.json {
                 return print_json(&created);
             }
-            let scope = created
-                .tenant
-                .as_deref()
-                .map_or_else(|| "every tenant".to_owned(), |t| format!("tenant {t}"));
+            let scope = created.tenant.as_deref().map_or_else(|| "every tenant".to_owned(), |t| format!("tenant {t}"));
             outln!(
                 "created admin token {} ({}) for {scope}, expires {}",
                 created.name,
                 created.id,
-                created
-                    .expires_at
-                    .map_or_else(|| "never".to_owned(), output::time)
+                created.expires_at.map_or_else(|| "never".to_owned(), output::time)
             )?;
             eprintln!("The token is shown once and not stored by the server; copy it now:");
             outln!("{}", created.token)

@@ -23,21 +23,9 @@ pub enum UserCommand {
 
 pub async fn run(ctx: &Ctx, tenant: &str, cmd: UserCommand) -> Result<(), String> {
     match cmd {
-        UserCommand::Add {
-            name,
-            display_name,
-            email,
-        } => {
-            let body = proto::UserCreate {
-                name,
-                display_name,
-                email,
-            };
-            let u = ctx
-                .client
-                .create_user(tenant, &body)
-                .await
-                .map_err(|e| ctx.err(e))?;
+        UserCommand::Add { name, display_name, email } => {
+            let body = proto::UserCreate { name, display_name, email };
+            let u = ctx.client.create_user(tenant, &body).await.map_err(|e| ctx.err(e))?;
             if ctx.json {
                 return print_json(&u);
             }
@@ -51,11 +39,7 @@ pub async fn run(ctx: &Ctx, tenant: &str, cmd: UserCommand) -> Result<(), String
             ])
         }
         UserCommand::List => {
-            let list = ctx
-                .client
-                .list_users(tenant)
-                .await
-                .map_err(|e| ctx.err(e))?;
+            let list = ctx.client.list_users(tenant).await.map_err(|e| ctx.err(e))?;
             if ctx.json {
                 return print_json(&list);
             }

@@ -63,8 +63,7 @@ impl Out {
 
     /// stdout parsed as JSON.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:#?}"))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:#?}"))
     }
 }
 
@@ -78,9 +77,7 @@ fn healthz(port: u16) -> bool {
         return false;
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    if s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        .is_err()
-    {
+    if s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").is_err() {
         return false;
     }
     let mut buf = String::new();
@@ -105,32 +102,19 @@ impl Server {
         let work_dir = tmp.path().join("work");
         std::fs::create_dir_all(&work_dir).expect("work dir");
         let ca_cert = tls.then(|| {
-            let cert =
-                rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).expect("certificate");
+            let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).expect("certificate");
             std::fs::write(tmp.path().join("cert.pem"), cert.cert.pem()).expect("write cert");
-            std::fs::write(tmp.path().join("key.pem"), cert.key_pair.serialize_pem())
-                .expect("write key");
+            std::fs::write(tmp.path().join("key.pem"), cert.key_pair.serialize_pem()).expect("write key");
             tmp.path().join("cert.pem")
         });
-        let mut server = Server {
-            child: None,
-            url: String::new(),
-            data_dir,
-            token: String::new(),
-            work_dir,
-            ca_cert,
-            tmp,
-        };
+        let mut server =
+            Server { child: None, url: String::new(), data_dir, token: String::new(), work_dir, ca_cert, tmp };
         server.boot();
         server.token = std::fs::read_to_string(server.data_dir.join("admin-token"))
             .expect("admin-token written on first start")
             .trim()
             .to_owned();
-        assert!(
-            server.token.starts_with("lk_admin"),
-            "unexpected token {:?}",
-            server.token
-        );
+        assert!(server.token.starts_with("lk_admin"), "unexpected token {:?}", server.token);
         server
     }
 
@@ -140,22 +124,12 @@ impl Server {
         let log_path = self.tmp.path().join("serve.log");
         for _ in 0..5 {
             let port = free_port();
-            let log = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&log_path)
-                .expect("log file");
+            let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).expect("log file");
             let mut cmd = Command::new(BIN);
             for v in VARS {
                 cmd.env_remove(v);
             }
-            cmd.args([
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--data-dir",
-            ])
-            .arg(&self.data_dir);
+            cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"]).arg(&self.data_dir);
             if self.ca_cert.is_some() {
                 cmd.arg("--tls-cert")
                     .arg(self.tmp.path().join("cert.pem"))
@@ -171,11 +145,7 @@ impl Server {
                 .spawn()
                 .expect("spawn latchkey serve");
             let deadline = Instant::now() + Duration::from_secs(60);
-            let scheme = if self.ca_cert.is_some() {
-                "https"
-            } else {
-                "http"
-            };
+            let scheme = if self.ca_cert.is_some() { "https" } else { "http" };
             let url = format!("{scheme}://127.0.0.1:{port}");
             loop {
                 if self.is_up(port, &url) {
@@ -191,10 +161,7 @@ impl Server {
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
-        panic!(
-            "latchkey serve did not come up; log:\n{}",
-            std::fs::read_to_string(&log_path).unwrap_or_default()
-        );
+        panic!("latchkey serve did not come up; log:\n{}", std::fs::read_to_string(&log_path).unwrap_or_default());
     }
 
     /// `/healthz` answers: a raw HTTP request, or `latchkey health` over HTTPS.
@@ -237,8 +204,7 @@ impl Server {
         for v in VARS {
             cmd.env_remove(v);
         }
-        cmd.env("LATCHKEY_URL", &self.url)
-            .current_dir(&self.work_dir);
+        cmd.env("LATCHKEY_URL", &self.url).current_dir(&self.work_dir);
         cmd
     }
 
@@ -279,13 +245,9 @@ impl Drop for Server {
 
 /// Run a prepared command to the end.
 pub fn exec(mut cmd: Command, input: Option<&str>) -> Out {
-    cmd.stdin(if input.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    })
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
+    cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn latchkey");
     if let Some(text) = input {
         let mut stdin = child.stdin.take().expect("stdin");
