@@ -98,17 +98,7 @@ impl DisplayName {
 
     /// Parse a name for the given field (the field names the error).
     pub fn parse(field: &'static str, raw: &str) -> Result<Self, NameError> {
-        let s = raw.trim();
-        if s.is_empty() {
-            return Err(NameError::Empty { field });
-        }
-        if s.chars().count() > Self::MAX {
-            return Err(NameError::TooLong { field, max: Self::MAX });
-        }
-        if s.chars().any(char::is_control) {
-            return Err(NameError::BadChar { field });
-        }
-        Ok(Self(s.to_owned()))
+        bounded_text(field, raw, Self::MAX).map(|s| Self(s.to_owned()))
     }
 
     /// The name as given.
@@ -140,16 +130,7 @@ impl ContainerDn {
     /// Parse a DN: comma-separated `attribute=value` components (escaped commas allowed).
     pub fn parse(raw: &str) -> Result<Self, NameError> {
         const FIELD: &str = "containerDn";
-        let s = raw.trim();
-        if s.is_empty() {
-            return Err(NameError::Empty { field: FIELD });
-        }
-        if s.chars().count() > Self::MAX {
-            return Err(NameError::TooLong { field: FIELD, max: Self::MAX });
-        }
-        if s.chars().any(char::is_control) {
-            return Err(NameError::BadChar { field: FIELD });
-        }
+        let s = bounded_text(FIELD, raw, Self::MAX)?;
         let valid = split_dn(s).iter().all(|rdn| match rdn.split_once('=') {
             Some((attr, value)) => {
                 let attr = attr.trim();
@@ -171,6 +152,21 @@ impl ContainerDn {
     }
 }
 
+/// Trimmed text of 1..=`max` characters with no control characters.
+fn bounded_text<'a>(field: &'static str, raw: &'a str, max: usize) -> Result<&'a str, NameError> {
+    let s = raw.trim();
+    if s.is_empty() {
+        return Err(NameError::Empty { field });
+    }
+    if s.chars().count() > max {
+        return Err(NameError::TooLong { field, max });
+    }
+    if s.chars().any(char::is_control) {
+        return Err(NameError::BadChar { field });
+    }
+    Ok(s)
+}
+
 /// Split a DN at unescaped commas.
 fn split_dn(s: &str) -> Vec<&str> {
     let mut parts = Vec::new();
@@ -190,8 +186,8 @@ fn split_dn(s: &str) -> Vec<&str> {
     parts
 }
 
-/// Why a privileged read happens: required, 1–1000 characters, no control characters except
-/// none; stored in the audit log.
+/// Why a privileged read happens: required, 1–1000 characters, no control characters; stored
+/// in the audit log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reason(String);
 
@@ -201,18 +197,7 @@ impl Reason {
 
     /// Parse a reason.
     pub fn parse(raw: &str) -> Result<Self, NameError> {
-        const FIELD: &str = "reason";
-        let s = raw.trim();
-        if s.is_empty() {
-            return Err(NameError::Empty { field: FIELD });
-        }
-        if s.chars().count() > Self::MAX {
-            return Err(NameError::TooLong { field: FIELD, max: Self::MAX });
-        }
-        if s.chars().any(char::is_control) {
-            return Err(NameError::BadChar { field: FIELD });
-        }
-        Ok(Self(s.to_owned()))
+        bounded_text("reason", raw, Self::MAX).map(|s| Self(s.to_owned()))
     }
 
     /// The reason text.
