@@ -110,7 +110,7 @@ fn encode(key: &[u8; 32]) -> String {
 
 /// Reads the key file after checking its permissions; `None` if it does not
 /// exist.
-fn read_key_file(path: &Path) -> Result<Option<Zeroizing<Vec<u8>>>, CryptoError> {
+pub(crate) fn read_key_file(path: &Path) -> Result<Option<Zeroizing<Vec<u8>>>, CryptoError> {
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -202,7 +202,7 @@ fn valid_id(id: &str) -> bool {
 
 /// Describes a JSON error by kind and position only: serde's own messages can
 /// quote values from the file, which may be key material.
-fn json_problem(path: &Path, e: &serde_json::Error) -> CryptoError {
+pub(crate) fn json_problem(path: &Path, e: &serde_json::Error) -> CryptoError {
     use serde_json::error::Category;
     let at = format!("line {} column {}", e.line(), e.column());
     let what = match e.classify() {
@@ -223,10 +223,10 @@ fn json_problem(path: &Path, e: &serde_json::Error) -> CryptoError {
     problem(path, &what)
 }
 
-fn problem(path: &Path, what: &str) -> CryptoError {
+pub(crate) fn problem(path: &Path, what: &str) -> CryptoError {
     CryptoError::KeyFile(format!("key file {} {what}", path.display()))
 }
 
-fn io_context(e: io::Error, action: &str, path: &Path) -> CryptoError {
+pub(crate) fn io_context(e: io::Error, action: &str, path: &Path) -> CryptoError {
     CryptoError::Io(io::Error::new(e.kind(), format!("{action} key file {}: {e}", path.display())))
 }

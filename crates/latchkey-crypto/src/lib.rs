@@ -1,6 +1,7 @@
 //! Latchkey cryptography: envelope encryption of vault fields, the local key
 //! file and its key provider, keyed hashes for machine secrets, password
-//! hashing, and generation of tokens and passwords.
+//! hashing, generation of tokens and passwords, sealing to the server's public
+//! key (HPKE) and device request signatures (Ed25519).
 //!
 //! Every function here that touches plaintext or key material keeps it in
 //! zeroizing containers, and no error message carries secret bytes.
@@ -13,10 +14,13 @@ mod envelope;
 mod error;
 mod keyed_hash;
 mod keyfile;
+mod keypair_file;
 mod keyring;
 mod password;
 mod password_gen;
 mod provider;
+mod sealing;
+mod signing;
 mod token;
 
 pub use binding::Binding;
@@ -27,4 +31,6 @@ pub use keyring::{KeyInfo, Keyring};
 pub use password::{dummy_password_hash, hash_password, verify_password};
 pub use password_gen::{PasswordSpec, generate_password};
 pub use provider::KeyProvider;
+pub use sealing::{ENCAPPED_KEY_LEN, MAX_SEALED_LEN, SEALED_OVERHEAD, SealingKey, SealingPublicKey, seal_to};
+pub use signing::{DeviceSigningKey, DeviceVerifyingKey, REQUEST_SIGNING_LABEL, SIGNATURE_LEN, request_signing_bytes};
 pub use token::generate_token;
