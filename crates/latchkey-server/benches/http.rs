@@ -223,9 +223,8 @@ fn snippet(body: &[u8]) -> String {
 async fn hyper_connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>, String> {
     let stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| format!("connect: {e}"))?;
     stream.set_nodelay(true).map_err(|e| format!("nodelay: {e}"))?;
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| format!("handshake: {e}"))?;
+    let (sender, conn) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| format!("handshake: {e}"))?;
     tokio::spawn(async move {
         let _ = conn.await;
     });
@@ -233,10 +232,7 @@ async fn hyper_connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>, Str
 }
 
 async fn hyper_worker(addr: SocketAddr, sc: Arc<Scenario>, warm_end: Instant, end: Instant) -> WorkerStats {
-    let mut st = WorkerStats {
-        latencies: Vec::with_capacity(16 * 1024),
-        ..Default::default()
-    };
+    let mut st = WorkerStats { latencies: Vec::with_capacity(16 * 1024), ..Default::default() };
     let mut sender: Option<SendRequest<Full<Bytes>>> = None;
     loop {
         if sender.is_none() {
@@ -276,15 +272,9 @@ async fn hyper_worker(addr: SocketAddr, sc: Arc<Scenario>, warm_end: Instant, en
 }
 
 async fn reqwest_worker(base: String, sc: Arc<Scenario>, warm_end: Instant, end: Instant) -> WorkerStats {
-    let mut st = WorkerStats {
-        latencies: Vec::with_capacity(16 * 1024),
-        ..Default::default()
-    };
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(1)
-        .tcp_nodelay(true)
-        .build()
-        .expect("a reqwest client");
+    let mut st = WorkerStats { latencies: Vec::with_capacity(16 * 1024), ..Default::default() };
+    let client =
+        reqwest::Client::builder().pool_max_idle_per_host(1).tcp_nodelay(true).build().expect("a reqwest client");
     let url = format!("{base}{}", sc.path);
     loop {
         let start = Instant::now();
@@ -456,12 +446,7 @@ impl CpuSnapshot {
         }
         let own: f64 = groups.values().sum();
         let machine = self.1.saturating_sub(before.1) as f64 / clock_ticks_per_sec();
-        CpuDelta {
-            groups,
-            system,
-            busiest,
-            others: (machine - own).max(0.0),
-        }
+        CpuDelta { groups, system, busiest, others: (machine - own).max(0.0) }
     }
 }
 
@@ -469,11 +454,7 @@ impl CpuSnapshot {
 
 fn fmt_latency(nanos: u64) -> String {
     let us = nanos as f64 / 1000.0;
-    if us < 1000.0 {
-        format!("{us:.0} µs")
-    } else {
-        format!("{:.2} ms", us / 1000.0)
-    }
+    if us < 1000.0 { format!("{us:.0} µs") } else { format!("{:.2} ms", us / 1000.0) }
 }
 
 fn fmt_count(n: f64) -> String {
@@ -528,11 +509,7 @@ async fn setup(addr: SocketAddr, token: String) -> Result<Setup, String> {
     if revealed.password.as_deref() != Some("correct horse battery staple") {
         return Err("the revealed password is not the one set".into());
     }
-    Ok(Setup {
-        client,
-        account_id: account.id,
-        token,
-    })
+    Ok(Setup { client, account_id: account.id, token })
 }
 
 /// This account's successful `secret.read` events, counted page by page.
@@ -756,7 +733,14 @@ async fn run(settings: &Settings, load: &tokio::runtime::Handle) -> ExitCode {
     let disturbed: Vec<String> = results
         .iter()
         .filter(|r| r.cpu.others / settings.measure.as_secs_f64() > 0.2)
-        .map(|r| format!("{} c={} ({:.2} cores)", r.kind.name(), r.concurrency, r.cpu.others / settings.measure.as_secs_f64()))
+        .map(|r| {
+            format!(
+                "{} c={} ({:.2} cores)",
+                r.kind.name(),
+                r.concurrency,
+                r.cpu.others / settings.measure.as_secs_f64()
+            )
+        })
         .collect();
     // With PostgreSQL on this machine its server is one of the other processes.
     if !disturbed.is_empty() && settings.pg_url.is_none() {
