@@ -224,8 +224,8 @@ pub struct ApiClient {
     pub created_at: OffsetDateTime,
 }
 
-/// A new API client with its secret, shown once. Debug output is redacted; the secret is
-/// zeroized when dropped.
+/// A new API client with its secret, shown once.
+// Debug output is redacted; the secret is zeroized when dropped.
 #[derive(Clone, Serialize, Deserialize, ToSchema, zeroize::ZeroizeOnDrop)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiClientCreated {
@@ -254,7 +254,8 @@ pub struct AdminTokenCreate {
     pub expires_in_seconds: Option<i64>,
 }
 
-/// A new admin token, shown once. Debug output is redacted; the token is zeroized when dropped.
+/// A new admin token, shown once.
+// Debug output is redacted; the token is zeroized when dropped.
 #[derive(Clone, Serialize, Deserialize, ToSchema, zeroize::ZeroizeOnDrop)]
 #[serde(rename_all = "camelCase")]
 pub struct AdminTokenCreated {
