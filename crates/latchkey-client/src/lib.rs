@@ -231,6 +231,20 @@ impl Client {
         .await
     }
 
+    /// Create a one-time enrollment token for a device agent.
+    pub async fn create_enrollment_token(
+        &self,
+        tenant: &str,
+        body: &proto::EnrollmentTokenCreate,
+    ) -> Result<proto::EnrollmentTokenCreated> {
+        self.call(Method::POST, &format!("/api/v1/tenants/{}/enrollment-tokens", seg(tenant)), Some(body)).await
+    }
+
+    /// Enroll this device (agent API; the token in the body is the credential).
+    pub async fn enroll(&self, body: &proto::AgentEnrollRequest) -> Result<proto::AgentEnrollResponse> {
+        self.call(Method::POST, "/api/agent/v1/enroll", Some(body)).await
+    }
+
     pub async fn create_group(&self, tenant: &str, body: &proto::GroupCreate) -> Result<proto::Group> {
         self.call(Method::POST, &format!("/api/v1/tenants/{}/groups", seg(tenant)), Some(body)).await
     }

@@ -29,11 +29,13 @@ pub enum Action {
     VaultKeyAdd,
     VaultRewrap,
     VaultKeyRetire,
+    EnrollmentTokenCreate,
+    DeviceEnroll,
 }
 
 impl Action {
     /// Every action, for parsing and documentation.
-    pub const ALL: [Action; 16] = [
+    pub const ALL: [Action; 18] = [
         Action::TenantCreate,
         Action::DeviceCreate,
         Action::DeviceDelete,
@@ -50,6 +52,8 @@ impl Action {
         Action::VaultKeyAdd,
         Action::VaultRewrap,
         Action::VaultKeyRetire,
+        Action::EnrollmentTokenCreate,
+        Action::DeviceEnroll,
     ];
 
     /// The dotted name stored and shown.
@@ -71,6 +75,8 @@ impl Action {
             Action::VaultKeyAdd => "vault.key.add",
             Action::VaultRewrap => "vault.rewrap",
             Action::VaultKeyRetire => "vault.key.retire",
+            Action::EnrollmentTokenCreate => "enrollment_token.create",
+            Action::DeviceEnroll => "device.enroll",
         }
     }
 
@@ -91,10 +97,11 @@ pub enum ObjectType {
     ApiClient,
     AdminToken,
     Vault,
+    EnrollmentToken,
 }
 
 impl ObjectType {
-    const ALL: [ObjectType; 8] = [
+    const ALL: [ObjectType; 9] = [
         ObjectType::Tenant,
         ObjectType::Device,
         ObjectType::Group,
@@ -103,6 +110,7 @@ impl ObjectType {
         ObjectType::ApiClient,
         ObjectType::AdminToken,
         ObjectType::Vault,
+        ObjectType::EnrollmentToken,
     ];
 
     /// The stored name.
@@ -116,6 +124,7 @@ impl ObjectType {
             ObjectType::ApiClient => "api_client",
             ObjectType::AdminToken => "admin_token",
             ObjectType::Vault => "vault",
+            ObjectType::EnrollmentToken => "enrollment_token",
         }
     }
 

@@ -353,3 +353,76 @@ pub struct RewrapProgress {
 pub struct Health {
     pub status: String,
 }
+
+/// Create a one-time enrollment token for a device agent.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EnrollmentTokenCreate {
+    /// Lifetime in seconds (60 to 30 days; default 24 hours).
+    #[serde(default)]
+    pub expires_in_seconds: Option<i64>,
+}
+
+/// A new enrollment token, shown once.
+#[derive(Clone, Serialize, Deserialize, ToSchema, zeroize::ZeroizeOnDrop)]
+#[serde(rename_all = "camelCase")]
+pub struct EnrollmentTokenCreated {
+    #[zeroize(skip)]
+    pub id: String,
+    #[zeroize(skip)]
+    pub tenant: String,
+    /// Shown once; the server keeps only a keyed hash. Good for one enrollment.
+    pub token: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    #[zeroize(skip)]
+    pub expires_at: OffsetDateTime,
+}
+
+impl std::fmt::Debug for EnrollmentTokenCreated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnrollmentTokenCreated")
+            .field("id", &self.id)
+            .field("tenant", &self.tenant)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An agent enrolls its device with a one-time token.
+#[derive(Clone, Serialize, Deserialize, ToSchema, zeroize::ZeroizeOnDrop)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AgentEnrollRequest {
+    /// The enrollment token.
+    pub token: String,
+    /// The device's UUID.
+    #[zeroize(skip)]
+    pub device_id: String,
+    #[zeroize(skip)]
+    pub hostname: String,
+    #[serde(default)]
+    #[zeroize(skip)]
+    pub os: Option<String>,
+    /// The device's Ed25519 public key (base64url, 32 bytes); it signs every later request.
+    #[zeroize(skip)]
+    pub public_key: String,
+}
+
+impl std::fmt::Debug for AgentEnrollRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentEnrollRequest")
+            .field("device_id", &self.device_id)
+            .field("hostname", &self.hostname)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What an enrolled agent needs to know.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentEnrollResponse {
+    pub device_id: String,
+    pub tenant: String,
+    pub poll_interval_seconds: i64,
+    /// The server's X25519 public key (base64url): the agent seals passwords to it (HPKE).
+    pub server_sealing_key: String,
+}

@@ -87,7 +87,10 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
         None => Store::open_sqlite(&config.data_dir.join("latchkey.db")).await?,
     };
     check_key_matches(&store, &keyring).await?;
-    let state = AppState::new(store.clone(), keyring, config.key_file.clone(), clock, Metrics::default());
+    let sealing_file = config.data_dir.join("sealing.key");
+    let (sealing, _) =
+        latchkey_crypto::SealingKey::load_or_create(&sealing_file).map_err(|e| StartError::KeyFile(e.to_string()))?;
+    let state = AppState::new(store.clone(), keyring, config.key_file.clone(), sealing, clock, Metrics::default());
     let first_admin_token = bootstrap(&state, &config.data_dir).await?;
 
     let app = crate::routes::router(state, config.max_body_bytes).into_make_service_with_connect_info::<SocketAddr>();

@@ -23,6 +23,8 @@ struct Inner {
     key_file: PathBuf,
     clock: Arc<dyn Clock>,
     metrics: Metrics,
+    /// The server's HPKE key pair: agents seal passwords to its public half.
+    sealing: latchkey_crypto::SealingKey,
     /// Tenants by slug. Tenants are never renamed or deleted, so an entry never goes stale.
     tenants: RwLock<HashMap<String, Tenant>>,
     /// Admin tokens by keyed hash, each with when it was read from the store.
@@ -37,13 +39,21 @@ const TOKEN_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 const TOKEN_CACHE_MAX: usize = 10_000;
 
 impl AppState {
-    pub fn new(store: Store, keyring: Keyring, key_file: PathBuf, clock: Arc<dyn Clock>, metrics: Metrics) -> Self {
+    pub fn new(
+        store: Store,
+        keyring: Keyring,
+        key_file: PathBuf,
+        sealing: latchkey_crypto::SealingKey,
+        clock: Arc<dyn Clock>,
+        metrics: Metrics,
+    ) -> Self {
         Self(Arc::new(Inner {
             store,
             keyring: Arc::new(RwLock::new(keyring)),
             key_file,
             clock,
             metrics,
+            sealing,
             tenants: RwLock::new(HashMap::new()),
             tokens: RwLock::new(HashMap::new()),
         }))
@@ -59,6 +69,11 @@ impl AppState {
 
     pub fn metrics(&self) -> &Metrics {
         &self.0.metrics
+    }
+
+    /// The server's sealing key pair.
+    pub fn sealing(&self) -> &latchkey_crypto::SealingKey {
+        &self.0.sealing
     }
 
     pub fn key_file(&self) -> &PathBuf {

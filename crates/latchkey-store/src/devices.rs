@@ -123,7 +123,7 @@ impl Store {
     }
 }
 
-fn device_from_row(row: &AnyRow) -> Result<Device, StoreError> {
+pub(crate) fn device_from_row(row: &AnyRow) -> Result<Device, StoreError> {
     Ok(Device {
         id: get(row, "id")?,
         tenant_id: get(row, "tenant_id")?,

@@ -11,6 +11,7 @@ mod backend;
 mod clients;
 mod devices;
 mod directory;
+mod enrollment;
 mod error;
 mod rows;
 mod tenants;
@@ -22,6 +23,7 @@ pub use backend::Backend;
 pub use clients::{NewAdminToken, NewApiClient};
 pub use devices::NewDevice;
 pub use directory::{NewGroup, NewUser};
+pub use enrollment::{Enrollment, NewEnrollmentToken};
 pub use error::StoreError;
 
 use std::path::Path;

@@ -387,7 +387,9 @@ async fn concurrent_opens(db: Db) {
         assert_eq!(store.list_tenants().await.unwrap().len(), 4);
         assert_eq!(chain_ok(store).await, 4);
     }
-    assert_eq!(db.raw_i64("SELECT COUNT(*) FROM _sqlx_migrations").await, 1);
+    // Each migration ran once, whichever store got there first.
+    let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite")).unwrap().count();
+    assert_eq!(db.raw_i64("SELECT COUNT(*) FROM _sqlx_migrations").await, files as i64);
 }
 
 /// SQLite runs in WAL mode: the mode is persistent in the file, and a write leaves a `-wal`

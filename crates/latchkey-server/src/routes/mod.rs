@@ -2,6 +2,7 @@
 //! validates (parses into domain types), calls the store, and maps the result to a DTO.
 
 mod accounts;
+mod agent;
 mod audit;
 mod credentials;
 mod devices;
@@ -23,6 +24,7 @@ use crate::error::problem_response;
 use crate::state::AppState;
 
 pub(crate) use accounts::*;
+pub(crate) use agent::*;
 pub(crate) use audit::*;
 pub(crate) use credentials::*;
 pub(crate) use devices::*;
@@ -39,6 +41,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/tenants/{tenant}", get(get_tenant))
         .route("/tenants/{tenant}/devices", get(list_devices).post(create_device))
         .route("/tenants/{tenant}/devices/{device_id}", get(get_device).delete(delete_device))
+        .route("/tenants/{tenant}/enrollment-tokens", post(create_enrollment_token))
         .route("/tenants/{tenant}/groups", get(list_groups).post(create_group))
         .route("/tenants/{tenant}/groups/{group_id}", get(get_group))
         .route("/tenants/{tenant}/groups/{group_id}/members", get(list_members).post(add_member).delete(remove_member))
@@ -61,6 +64,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/api/v1/openapi.json", get(openapi_json))
+        .route("/api/agent/v1/enroll", post(enroll))
         .nest("/api/v1", api)
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::track))
         .fallback(|| async { problem_response(ProblemCode::NotFound, Some("no such route".into())) })

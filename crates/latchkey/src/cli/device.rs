@@ -34,6 +34,12 @@ pub enum DeviceCommand {
         #[arg(value_name = "ID")]
         id: String,
     },
+    /// Create a one-time enrollment token for `latchkey agent --enroll-token` (shown once).
+    EnrollToken {
+        /// Lifetime in seconds (60 to 2592000) [default: 24 hours].
+        #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(i64).range(60..=2_592_000))]
+        expires_in: Option<i64>,
+    },
     /// Remove a device with its accounts and their secrets.
     Remove {
         /// Device id (UUID).
@@ -83,6 +89,21 @@ pub async fn run(ctx: &Ctx, tenant: &str, cmd: DeviceCommand) -> Result<(), Stri
                 rows,
                 &format!("no devices in tenant {tenant}"),
             )
+        }
+        DeviceCommand::EnrollToken { expires_in } => {
+            let body = proto::EnrollmentTokenCreate { expires_in_seconds: expires_in };
+            let created = ctx.client.create_enrollment_token(tenant, &body).await.map_err(|e| ctx.err(e))?;
+            if ctx.json {
+                return print_json(&created);
+            }
+            outln!(
+                "created enrollment token {} for tenant {}, good for one device until {}",
+                created.id,
+                created.tenant,
+                crate::cli::output::time(created.expires_at)
+            )?;
+            eprintln!("The token is shown once and not stored by the server; copy it now:");
+            outln!("{}", created.token)
         }
         DeviceCommand::Show { id } => {
             let d = ctx.client.device(tenant, &id).await.map_err(|e| ctx.err(e))?;
