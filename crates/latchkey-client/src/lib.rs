@@ -245,6 +245,72 @@ impl Client {
         self.call(Method::POST, "/api/agent/v1/enroll", Some(body)).await
     }
 
+    /// Send a signed agent request (`POST`, JSON body) as `device_id` with its key, at
+    /// `timestamp` (Unix seconds) with `nonce`. Agents use [`Client::agent_check_in`]; this is
+    /// the building block, public so tests can replay and skew requests.
+    pub async fn agent_signed_post<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        key: &latchkey_crypto::DeviceSigningKey,
+        device_id: &str,
+        timestamp: i64,
+        nonce: &str,
+        path: &str,
+        body: &B,
+    ) -> Result<T> {
+        use latchkey_proto::agent_headers as h;
+        let bytes =
+            serde_json::to_vec(body).map_err(|e| ClientError::Config(format!("cannot encode the body: {e}")))?;
+        let signed = latchkey_crypto::request_signing_bytes("POST", path, device_id, timestamp, nonce, &bytes);
+        let signature = base64url(&key.sign(&signed));
+        let resp = self
+            .http
+            .post(format!("{}{}", self.base, path))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(h::DEVICE, device_id)
+            .header(h::TIMESTAMP, timestamp.to_string())
+            .header(h::NONCE, nonce)
+            .header(h::SIGNATURE, signature)
+            .body(bytes)
+            .send()
+            .await?;
+        let status = resp.status();
+        let bytes = resp.bytes().await?;
+        if !status.is_success() {
+            return Err(match serde_json::from_slice::<Problem>(&bytes) {
+                Ok(problem) => ClientError::Api { problem },
+                Err(_) => ClientError::Unexpected {
+                    status: status.as_u16(),
+                    message: String::from_utf8_lossy(&bytes).chars().take(200).collect(),
+                },
+            });
+        }
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ClientError::Unexpected { status: status.as_u16(), message: e.to_string() })
+    }
+
+    /// A signed check-in, timestamped now with a fresh nonce.
+    pub async fn agent_check_in(
+        &self,
+        key: &latchkey_crypto::DeviceSigningKey,
+        device_id: &str,
+        body: &proto::AgentCheckIn,
+    ) -> Result<proto::AgentCheckInResponse> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|_| ClientError::Config("the system clock is before 1970".into()))?
+            .as_secs() as i64;
+        let nonce = latchkey_crypto::generate_token("n");
+        self.agent_signed_post(
+            key,
+            device_id,
+            now,
+            secrecy::ExposeSecret::expose_secret(&nonce),
+            "/api/agent/v1/check-in",
+            body,
+        )
+        .await
+    }
+
     pub async fn create_group(&self, tenant: &str, body: &proto::GroupCreate) -> Result<proto::Group> {
         self.call(Method::POST, &format!("/api/v1/tenants/{}/groups", seg(tenant)), Some(body)).await
     }
@@ -384,6 +450,12 @@ impl Client {
     pub async fn retire_vault_key(&self, key_id: &str) -> Result<proto::VaultStatus> {
         self.call::<(), _>(Method::DELETE, &format!("/api/v1/vault/keys/{}", seg(key_id)), None).await
     }
+}
+
+/// Base64url without padding.
+fn base64url(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// `key=value&…` for the fields that are set.

@@ -426,3 +426,40 @@ pub struct AgentEnrollResponse {
     /// The server's X25519 public key (base64url): the agent seals passwords to it (HPKE).
     pub server_sealing_key: String,
 }
+
+/// Headers of a signed agent request. The signature covers the method, the path with query,
+/// the device id, the timestamp, the nonce and the SHA-256 of the body.
+pub mod agent_headers {
+    /// The device id (UUID).
+    pub const DEVICE: &str = "x-latchkey-device";
+    /// Unix seconds; refused when more than 5 minutes off the server's clock.
+    pub const TIMESTAMP: &str = "x-latchkey-timestamp";
+    /// 16–64 characters of `[A-Za-z0-9_-]`, never reused.
+    pub const NONCE: &str = "x-latchkey-nonce";
+    /// Ed25519 signature, base64url without padding.
+    pub const SIGNATURE: &str = "x-latchkey-signature";
+}
+
+/// An agent's check-in: what it believes is set on the device.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AgentCheckIn {
+    /// The password version the agent believes is set on the device.
+    #[serde(default)]
+    pub password_version: Option<i64>,
+    /// Local accounts the agent manages (at most 64).
+    #[serde(default)]
+    pub managed_accounts: Vec<String>,
+}
+
+/// The server's answer to a check-in.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentCheckInResponse {
+    pub device_id: String,
+    /// Seconds until the next check-in (the agent adds jitter).
+    pub poll_interval_seconds: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub server_time: OffsetDateTime,
+}

@@ -1,8 +1,11 @@
 //! Device agents: enrollment tokens (admin API) and enrollment (agent API).
 
 use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use latchkey_core::model::Device;
 use latchkey_core::{Action, DeviceId, DisplayName, NewAuditEvent, ObjectType};
 use latchkey_crypto::DeviceVerifyingKey;
 use latchkey_proto as proto;
@@ -126,4 +129,111 @@ pub async fn enroll(
             server_sealing_key: state.sealing().public_key().to_base64url(),
         }),
     ))
+}
+
+/// How far a signed request's timestamp may be from the server's clock.
+const MAX_SKEW_SECS: i64 = 300;
+
+fn unauthenticated(why: &str) -> ApiError {
+    ApiError::Client(ProblemCode::Unauthenticated, why.to_owned())
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<&'a str, ApiError> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| unauthenticated(&format!("the {name} header is required on agent requests")))
+}
+
+/// Check a signed agent request: the device is enrolled, the timestamp is within 5 minutes,
+/// the signature over the request verifies with the device's key, and the nonce is new (it is
+/// recorded, with the device's check-in time, before anything else happens).
+async fn verify_agent(
+    state: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Device, ApiError> {
+    use latchkey_proto::agent_headers as h;
+    let device_id =
+        DeviceId::parse(header(headers, h::DEVICE)?).map_err(|_| unauthenticated("the device id is not a UUID"))?;
+    let timestamp: i64 =
+        header(headers, h::TIMESTAMP)?.parse().map_err(|_| unauthenticated("the timestamp is not Unix seconds"))?;
+    let nonce = header(headers, h::NONCE)?;
+    if !(16..=64).contains(&nonce.len()) || !nonce.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(unauthenticated("the nonce must be 16-64 characters of A-Z, a-z, 0-9, - and _"));
+    }
+    let signature =
+        base64_url(header(headers, h::SIGNATURE)?).ok_or_else(|| unauthenticated("the signature is not base64url"))?;
+    let now = state.clock().now();
+    if (now.unix_timestamp() - timestamp).abs() > MAX_SKEW_SECS {
+        return Err(unauthenticated("the request timestamp is more than 5 minutes off the server's clock"));
+    }
+    let device = match state.store().device_for_agent(&device_id.to_string()).await {
+        Ok(d) => d,
+        Err(StoreError::NotFound) => return Err(unauthenticated("the signature does not verify")),
+        Err(e) => return Err(ApiError::store("device", e)),
+    };
+    let key = device
+        .agent_public_key
+        .as_deref()
+        .and_then(|k| DeviceVerifyingKey::from_base64url(k).ok())
+        .ok_or_else(|| ApiError::Internal(format!("device {device_id} has an unreadable public key")))?;
+    let path = uri.path_and_query().map_or_else(|| uri.path(), |pq| pq.as_str());
+    let signed =
+        latchkey_crypto::request_signing_bytes(method.as_str(), path, &device_id.to_string(), timestamp, nonce, body);
+    if !key.verify(&signed, &signature) {
+        return Err(unauthenticated("the signature does not verify"));
+    }
+    let nonce_expiry = now + time::Duration::seconds(2 * MAX_SKEW_SECS);
+    match state.store().record_agent_request(&device.id, nonce, now, nonce_expiry).await {
+        Ok(()) => Ok(device),
+        Err(StoreError::Conflict(_)) => Err(unauthenticated("replayed request: the nonce was used before")),
+        Err(e) => Err(ApiError::store("device", e)),
+    }
+}
+
+fn base64_url(s: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).ok()
+}
+
+/// A signed check-in: the agent reports its state; the server records the time and answers
+/// when to come back.
+#[utoipa::path(post, path = "/api/agent/v1/check-in", tag = "agent", request_body = proto::AgentCheckIn,
+    params(
+        ("x-latchkey-device" = String, Header, description = "device id"),
+        ("x-latchkey-timestamp" = i64, Header, description = "Unix seconds"),
+        ("x-latchkey-nonce" = String, Header, description = "single-use nonce"),
+        ("x-latchkey-signature" = String, Header, description = "Ed25519 signature (base64url)"),
+    ),
+    responses((status = 200, body = proto::AgentCheckInResponse), (status = 400, body = proto::Problem),
+        (status = 401, body = proto::Problem), (status = 413, body = proto::Problem)))]
+pub async fn check_in(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<proto::AgentCheckInResponse>, ApiError> {
+    let body = body.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::Client(ProblemCode::PayloadTooLarge, "the request body is larger than the limit".into())
+        } else {
+            ApiError::Client(ProblemCode::MalformedBody, r.body_text())
+        }
+    })?;
+    let device = verify_agent(&state, &method, &uri, &headers, &body).await?;
+    let report: proto::AgentCheckIn = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::Client(ProblemCode::MalformedBody, crate::extract::redact_values(&e.to_string())))?;
+    if report.managed_accounts.len() > 64 || report.managed_accounts.iter().any(|a| a.is_empty() || a.len() > 64) {
+        return Err(ApiError::invalid("managedAccounts holds at most 64 names of 1-64 characters"));
+    }
+    Ok(Json(proto::AgentCheckInResponse {
+        device_id: device.id,
+        poll_interval_seconds: device.poll_interval_secs,
+        server_time: state.clock().now(),
+    }))
 }

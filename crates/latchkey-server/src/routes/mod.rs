@@ -65,6 +65,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/openapi.json", get(openapi_json))
         .route("/api/agent/v1/enroll", post(enroll))
+        .route("/api/agent/v1/check-in", post(check_in))
         .nest("/api/v1", api)
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::track))
         .fallback(|| async { problem_response(ProblemCode::NotFound, Some("no such route".into())) })

@@ -130,3 +130,97 @@ both!(expired_and_malformed_enrollments_change_nothing, |app: TestApp| async mov
         c.list_audit(&AuditQuery { action: Some("device.enroll".into()), ..Default::default() }).await.unwrap();
     assert!(enrolls.items.is_empty());
 });
+
+/// Enroll a fresh device; returns its id and key.
+async fn enrolled(app: &TestApp) -> (String, DeviceSigningKey) {
+    let t = app.client.create_enrollment_token("default", &proto::EnrollmentTokenCreate::default()).await.unwrap();
+    let key = DeviceSigningKey::generate();
+    let id = uuid::Uuid::new_v4().to_string();
+    let mut r = request(&t.token, &id, &key);
+    r.hostname = format!("pc-{id}");
+    app.client_with(None).enroll(&r).await.unwrap();
+    (id, key)
+}
+
+const CHECK_IN: &str = "/api/agent/v1/check-in";
+
+both!(signed_check_in_records_last_seen, |app: TestApp| async move {
+    let (id, key) = enrolled(&app).await;
+    assert!(app.client.device("default", &id).await.unwrap().last_seen_at.is_none());
+    let agent = app.client_with(None);
+    let now = latchkey_core::Clock::now(app.clock.as_ref());
+    let body = proto::AgentCheckIn { password_version: None, managed_accounts: vec!["latchkey-admin".into()] };
+    let r: proto::AgentCheckInResponse = agent
+        .agent_signed_post(&key, &id, now.unix_timestamp(), "nonce-0000000000000001", CHECK_IN, &body)
+        .await
+        .unwrap();
+    assert_eq!(r.device_id, id);
+    assert_eq!(r.poll_interval_seconds, 1800);
+    assert_eq!(app.client.device("default", &id).await.unwrap().last_seen_at, Some(now));
+    // The convenience call signs with the system clock, which the test clock follows.
+    agent.agent_check_in(&key, &id, &body).await.unwrap();
+});
+
+both!(bad_agent_requests_are_refused_and_change_nothing, |app: TestApp| async move {
+    let (id, key) = enrolled(&app).await;
+    let (other_id, other_key) = enrolled(&app).await;
+    let agent = app.client_with(None);
+    let now = latchkey_core::Clock::now(app.clock.as_ref()).unix_timestamp();
+    async fn post(
+        agent: &latchkey_client::Client,
+        key: &DeviceSigningKey,
+        device: &str,
+        ts: i64,
+        nonce: &str,
+    ) -> Result<proto::AgentCheckInResponse, latchkey_client::ClientError> {
+        agent.agent_signed_post(key, device, ts, nonce, CHECK_IN, &proto::AgentCheckIn::default()).await
+    }
+    let unauth = |r: Result<proto::AgentCheckInResponse, latchkey_client::ClientError>| {
+        assert_eq!(r.unwrap_err().code(), Some(proto::ProblemCode::Unauthenticated));
+    };
+    // Replay: the same nonce twice.
+    post(&agent, &key, &id, now, "replay-nonce-000001").await.unwrap();
+    unauth(post(&agent, &key, &id, now, "replay-nonce-000001").await);
+    // Skew beyond 5 minutes either way.
+    unauth(post(&agent, &key, &id, now - 301, "skew-nonce-00000001").await);
+    unauth(post(&agent, &key, &id, now + 301, "skew-nonce-00000002").await);
+    // Another device's key, or a device that never enrolled.
+    unauth(post(&agent, &other_key, &id, now, "wrong-key-000000001").await);
+    unauth(post(&agent, &key, &uuid::Uuid::new_v4().to_string(), now, "unknown-dev-0000001").await);
+    // A malformed nonce.
+    unauth(post(&agent, &key, &id, now, "short").await);
+    // A body changed after signing, and missing headers.
+    let signed = latchkey_crypto::request_signing_bytes("POST", CHECK_IN, &id, now, "tamper-nonce-000001", b"{}");
+    use base64::Engine;
+    let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.sign(&signed));
+    let resp = app
+        .raw()
+        .post(app.url(CHECK_IN))
+        .header("content-type", "application/json")
+        .header("x-latchkey-device", &id)
+        .header("x-latchkey-timestamp", now.to_string())
+        .header("x-latchkey-nonce", "tamper-nonce-000001")
+        .header("x-latchkey-signature", &sig)
+        .body(r#"{"passwordVersion":7}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    let resp =
+        app.raw().post(app.url(CHECK_IN)).header("content-type", "application/json").body("{}").send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    // A well-signed body that is not a check-in.
+    let bad: Result<proto::AgentCheckInResponse, _> = agent
+        .agent_signed_post(
+            &key,
+            &id,
+            now,
+            "bad-body-000000001",
+            CHECK_IN,
+            &serde_json::json!({ "passwordVersion": "seven" }),
+        )
+        .await;
+    assert_eq!(bad.unwrap_err().code(), Some(proto::ProblemCode::MalformedBody));
+    // The other device was never seen: none of the refused requests touched it.
+    assert!(app.client.device("default", &other_id).await.unwrap().last_seen_at.is_none());
+});
