@@ -1,5 +1,6 @@
 //! `latchkey`: the server (`serve`), and the command line for admins and users.
 
+mod agent;
 mod cli;
 mod serve;
 
@@ -19,6 +20,8 @@ struct Args {
 enum Command {
     /// Run the server.
     Serve(serve::ServeArgs),
+    /// Run the device agent: enroll once, then check in with signed requests.
+    Agent(agent::AgentArgs),
     /// Print the OpenAPI document of the native API.
     Openapi,
     #[command(flatten)]
@@ -37,6 +40,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match args.command {
             Command::Serve(a) => serve::run(a).await,
+            Command::Agent(a) => agent::run(a).await,
             Command::Openapi => {
                 println!("{}", latchkey_server::openapi::document());
                 Ok(())
