@@ -44,15 +44,12 @@ impl Store {
                     .map_err(StoreError::db)?;
                     // Read the row back (with its defaults) in the same transaction: a read after
                     // the commit could fail and report a stored device as not created.
-                    let row = sqlx::query(
-                        "SELECT id, tenant_id, name, container_dn, os, agent_public_key, enrolled_at, last_seen_at, \
-                         poll_interval_secs, created_at FROM devices WHERE tenant_id = $1 AND id = $2",
-                    )
-                    .bind(d.tenant_id)
-                    .bind(d.id)
-                    .fetch_one(&mut *conn)
-                    .await
-                    .map_err(StoreError::db)?;
+                    let row = sqlx::query(concat!(select_devices!(), " WHERE tenant_id = $1 AND id = $2"))
+                        .bind(d.tenant_id)
+                        .bind(d.id)
+                        .fetch_one(&mut *conn)
+                        .await
+                        .map_err(StoreError::db)?;
                     device_from_row(&row)
                 })
             })
@@ -61,16 +58,13 @@ impl Store {
 
     /// The device with this id in this tenant.
     pub async fn device(&self, tenant_id: &str, id: &str) -> Result<Device, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, tenant_id, name, container_dn, os, agent_public_key, enrolled_at, last_seen_at, \
-             poll_interval_secs, created_at FROM devices WHERE tenant_id = $1 AND id = $2",
-        )
-        .bind(tenant_id.to_owned())
-        .bind(id.to_owned())
-        .fetch_optional(&self.read)
-        .await
-        .map_err(StoreError::db)?
-        .ok_or(StoreError::NotFound)?;
+        let row = sqlx::query(concat!(select_devices!(), " WHERE tenant_id = $1 AND id = $2"))
+            .bind(tenant_id.to_owned())
+            .bind(id.to_owned())
+            .fetch_optional(&self.read)
+            .await
+            .map_err(StoreError::db)?
+            .ok_or(StoreError::NotFound)?;
         device_from_row(&row)
     }
 
@@ -81,19 +75,16 @@ impl Store {
         after: Option<&str>,
         limit: i64,
     ) -> Result<Vec<Device>, StoreError> {
-        sqlx::query(
-            "SELECT id, tenant_id, name, container_dn, os, agent_public_key, enrolled_at, last_seen_at, \
-             poll_interval_secs, created_at FROM devices WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3",
-        )
-        .bind(tenant_id.to_owned())
-        .bind(after.unwrap_or("").to_owned())
-        .bind(limit.clamp(1, 1000))
-        .fetch_all(&self.read)
-        .await
-        .map_err(StoreError::db)?
-        .iter()
-        .map(device_from_row)
-        .collect()
+        sqlx::query(concat!(select_devices!(), " WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3"))
+            .bind(tenant_id.to_owned())
+            .bind(after.unwrap_or("").to_owned())
+            .bind(limit.clamp(1, 1000))
+            .fetch_all(&self.read)
+            .await
+            .map_err(StoreError::db)?
+            .iter()
+            .map(device_from_row)
+            .collect()
     }
 
     /// Remove a device, its accounts and their secrets, and its group memberships.

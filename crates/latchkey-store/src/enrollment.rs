@@ -134,8 +134,7 @@ impl Store {
                         .await
                         .map_err(StoreError::db)?;
                     let row = sqlx::query(
-                        "SELECT id, tenant_id, name, container_dn, os, agent_public_key, enrolled_at, last_seen_at, \
-                         poll_interval_secs, created_at FROM devices WHERE id = $1",
+                        concat!(select_devices!(), " WHERE id = $1"),
                     )
                     .bind(e.device_id.clone())
                     .fetch_one(&mut *conn)
@@ -156,15 +155,12 @@ impl Store {
 impl Store {
     /// The enrolled device with this id, in any tenant (agents identify by device id).
     pub async fn device_for_agent(&self, id: &str) -> Result<Device, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, tenant_id, name, container_dn, os, agent_public_key, enrolled_at, last_seen_at, \
-             poll_interval_secs, created_at FROM devices WHERE id = $1 AND agent_public_key IS NOT NULL",
-        )
-        .bind(id.to_owned())
-        .fetch_optional(&self.read)
-        .await
-        .map_err(StoreError::db)?
-        .ok_or(StoreError::NotFound)?;
+        let row = sqlx::query(concat!(select_devices!(), " WHERE id = $1 AND agent_public_key IS NOT NULL"))
+            .bind(id.to_owned())
+            .fetch_optional(&self.read)
+            .await
+            .map_err(StoreError::db)?
+            .ok_or(StoreError::NotFound)?;
         device_from_row(&row)
     }
 

@@ -5,6 +5,14 @@
 //! concurrent requests are committed together (group commit), each with its audit events in
 //! the same transaction, and each caller is answered only after the commit that holds its rows.
 
+/// `SELECT <every device column> FROM devices`, for `concat!` with a WHERE clause.
+macro_rules! select_devices {
+    () => {
+        "SELECT id, tenant_id, name, container_dn, os, agent_public_key, enrolled_at, last_seen_at, \
+         poll_interval_secs, created_at FROM devices"
+    };
+}
+
 mod accounts;
 mod audit;
 mod backend;
