@@ -145,16 +145,16 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<&'a str, ApiError> {
         .ok_or_else(|| unauthenticated(&format!("the {name} header is required on agent requests")))
 }
 
-/// Check a signed agent request: the device is enrolled, the timestamp is within 5 minutes,
-/// the signature over the request verifies with the device's key, and the nonce is new (it is
-/// recorded, with the device's check-in time, before anything else happens).
+/// Check a signed agent request: the device is enrolled, the timestamp is within 5 minutes and
+/// the signature over the request verifies with the device's key. Nothing is written yet: see
+/// [`SignedRequest::accept`].
 async fn verify_agent(
     state: &AppState,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<Device, ApiError> {
+) -> Result<SignedRequest, ApiError> {
     use latchkey_proto::agent_headers as h;
     let device_id =
         DeviceId::parse(header(headers, h::DEVICE)?).map_err(|_| unauthenticated("the device id is not a UUID"))?;
@@ -187,11 +187,26 @@ async fn verify_agent(
     if !key.verify(&signed, &signature) {
         return Err(unauthenticated("the signature does not verify"));
     }
-    let nonce_expiry = now + time::Duration::seconds(2 * MAX_SKEW_SECS);
-    match state.store().record_agent_request(&device.id, nonce, now, nonce_expiry).await {
-        Ok(()) => Ok(device),
-        Err(StoreError::Conflict(_)) => Err(unauthenticated("replayed request: the nonce was used before")),
-        Err(e) => Err(ApiError::store("device", e)),
+    Ok(SignedRequest { device, nonce: nonce.to_owned() })
+}
+
+/// A request whose signature verified; its nonce is not yet spent.
+struct SignedRequest {
+    device: Device,
+    nonce: String,
+}
+
+impl SignedRequest {
+    /// Spend the nonce (a replay is refused) and record the device's check-in time. Called
+    /// after the body is validated, so a refused request changes nothing.
+    async fn accept(self, state: &AppState) -> Result<Device, ApiError> {
+        let now = state.clock().now();
+        let nonce_expiry = now + time::Duration::seconds(2 * MAX_SKEW_SECS);
+        match state.store().record_agent_request(&self.device.id, &self.nonce, now, nonce_expiry).await {
+            Ok(()) => Ok(self.device),
+            Err(StoreError::Conflict(_)) => Err(unauthenticated("replayed request: the nonce was used before")),
+            Err(e) => Err(ApiError::store("device", e)),
+        }
     }
 }
 
@@ -225,12 +240,13 @@ pub async fn check_in(
             ApiError::Client(ProblemCode::MalformedBody, r.body_text())
         }
     })?;
-    let device = verify_agent(&state, &method, &uri, &headers, &body).await?;
+    let signed = verify_agent(&state, &method, &uri, &headers, &body).await?;
     let report: proto::AgentCheckIn = serde_json::from_slice(&body)
         .map_err(|e| ApiError::Client(ProblemCode::MalformedBody, crate::extract::redact_values(&e.to_string())))?;
     if report.managed_accounts.len() > 64 || report.managed_accounts.iter().any(|a| a.is_empty() || a.len() > 64) {
         return Err(ApiError::invalid("managedAccounts holds at most 64 names of 1-64 characters"));
     }
+    let device = signed.accept(&state).await?;
     Ok(Json(proto::AgentCheckInResponse {
         device_id: device.id,
         poll_interval_seconds: device.poll_interval_secs,

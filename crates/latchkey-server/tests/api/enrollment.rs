@@ -221,6 +221,8 @@ both!(bad_agent_requests_are_refused_and_change_nothing, |app: TestApp| async mo
         )
         .await;
     assert_eq!(bad.unwrap_err().code(), Some(proto::ProblemCode::MalformedBody));
+    // A refused body spends nothing: the same nonce still works with a good body.
+    post(&agent, &key, &id, now, "bad-body-000000001").await.unwrap();
     // The other device was never seen: none of the refused requests touched it.
     assert!(app.client.device("default", &other_id).await.unwrap().last_seen_at.is_none());
 });
