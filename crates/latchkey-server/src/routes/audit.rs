@@ -88,14 +88,14 @@ pub async fn list_audit(
         limit,
     };
     let events = state.store().list_audit(&filter).await.map_err(|e| ApiError::store("audit", e))?;
-    let slugs: HashMap<String, String> = state
-        .store()
-        .list_tenants()
-        .await
-        .map_err(|e| ApiError::store("tenant", e))?
-        .into_iter()
-        .map(|t| (t.id, t.slug))
-        .collect();
+    // Only the tenants this page names, not every tenant of the installation.
+    let mut slugs: HashMap<String, String> = HashMap::new();
+    for id in events.iter().filter_map(|e| e.body.tenant_id.as_ref()) {
+        if !slugs.contains_key(id) {
+            let tenant = state.store().tenant_by_id(id).await.map_err(|e| ApiError::store("tenant", e))?;
+            slugs.insert(tenant.id, tenant.slug);
+        }
+    }
     let next = (events.len() as i64 == limit).then(|| events.last().map(|e| e.seq.to_string())).flatten();
     let items = events
         .into_iter()
