@@ -288,27 +288,65 @@ impl Client {
             .map_err(|e| ClientError::Unexpected { status: status.as_u16(), message: e.to_string() })
     }
 
-    /// A signed check-in, timestamped now with a fresh nonce.
+    /// A signed agent request, timestamped now with a fresh nonce.
+    pub async fn agent_post<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        key: &latchkey_crypto::DeviceSigningKey,
+        device_id: &str,
+        path: &str,
+        body: &B,
+    ) -> Result<T> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|_| ClientError::Config("the system clock is before 1970".into()))?
+            .as_secs() as i64;
+        let nonce = latchkey_crypto::generate_token("n");
+        self.agent_signed_post(key, device_id, now, secrecy::ExposeSecret::expose_secret(&nonce), path, body).await
+    }
+
+    /// A signed check-in.
     pub async fn agent_check_in(
         &self,
         key: &latchkey_crypto::DeviceSigningKey,
         device_id: &str,
         body: &proto::AgentCheckIn,
     ) -> Result<proto::AgentCheckInResponse> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_err(|_| ClientError::Config("the system clock is before 1970".into()))?
-            .as_secs() as i64;
-        let nonce = latchkey_crypto::generate_token("n");
-        self.agent_signed_post(
-            key,
-            device_id,
-            now,
-            secrecy::ExposeSecret::expose_secret(&nonce),
-            "/api/agent/v1/check-in",
-            body,
-        )
-        .await
+        self.agent_post(key, device_id, "/api/agent/v1/check-in", body).await
+    }
+
+    /// Phase one of a job: post the sealed password as a pending version.
+    pub async fn agent_post_pending(
+        &self,
+        key: &latchkey_crypto::DeviceSigningKey,
+        device_id: &str,
+        job_id: &str,
+        body: &proto::AgentPending,
+    ) -> Result<proto::AgentPendingAck> {
+        self.agent_post(key, device_id, &format!("/api/agent/v1/jobs/{}/pending", seg(job_id)), body).await
+    }
+
+    /// Phase two of a job: confirm the version set (or the removal done).
+    pub async fn agent_confirm(
+        &self,
+        key: &latchkey_crypto::DeviceSigningKey,
+        device_id: &str,
+        job_id: &str,
+        version: Option<i64>,
+    ) -> Result<proto::AgentJobDone> {
+        let body = proto::AgentConfirm { version };
+        self.agent_post(key, device_id, &format!("/api/agent/v1/jobs/{}/confirm", seg(job_id)), &body).await
+    }
+
+    /// Report that a job could not be done.
+    pub async fn agent_fail(
+        &self,
+        key: &latchkey_crypto::DeviceSigningKey,
+        device_id: &str,
+        job_id: &str,
+        error: &str,
+    ) -> Result<proto::AgentJobDone> {
+        let body = proto::AgentFailure { error: error.to_owned() };
+        self.agent_post(key, device_id, &format!("/api/agent/v1/jobs/{}/fail", seg(job_id)), &body).await
     }
 
     pub async fn create_group(&self, tenant: &str, body: &proto::GroupCreate) -> Result<proto::Group> {

@@ -31,11 +31,20 @@ pub enum Action {
     VaultKeyRetire,
     EnrollmentTokenCreate,
     DeviceEnroll,
+    RotationRequest,
+    RotationPending,
+    RotationConfirm,
+    RotationFail,
+    RotationPolicySet,
+    SupportAccountRequest,
+    SupportAccountCreate,
+    SupportAccountRemove,
+    SupportAccountFail,
 }
 
 impl Action {
     /// Every action, for parsing and documentation.
-    pub const ALL: [Action; 18] = [
+    pub const ALL: [Action; 27] = [
         Action::TenantCreate,
         Action::DeviceCreate,
         Action::DeviceDelete,
@@ -54,6 +63,15 @@ impl Action {
         Action::VaultKeyRetire,
         Action::EnrollmentTokenCreate,
         Action::DeviceEnroll,
+        Action::RotationRequest,
+        Action::RotationPending,
+        Action::RotationConfirm,
+        Action::RotationFail,
+        Action::RotationPolicySet,
+        Action::SupportAccountRequest,
+        Action::SupportAccountCreate,
+        Action::SupportAccountRemove,
+        Action::SupportAccountFail,
     ];
 
     /// The dotted name stored and shown.
@@ -77,6 +95,15 @@ impl Action {
             Action::VaultKeyRetire => "vault.key.retire",
             Action::EnrollmentTokenCreate => "enrollment_token.create",
             Action::DeviceEnroll => "device.enroll",
+            Action::RotationRequest => "rotation.request",
+            Action::RotationPending => "rotation.pending",
+            Action::RotationConfirm => "rotation.confirm",
+            Action::RotationFail => "rotation.fail",
+            Action::RotationPolicySet => "rotation_policy.set",
+            Action::SupportAccountRequest => "support_account.request",
+            Action::SupportAccountCreate => "support_account.create",
+            Action::SupportAccountRemove => "support_account.remove",
+            Action::SupportAccountFail => "support_account.fail",
         }
     }
 
@@ -98,10 +125,12 @@ pub enum ObjectType {
     AdminToken,
     Vault,
     EnrollmentToken,
+    RotationPolicy,
+    DeviceJob,
 }
 
 impl ObjectType {
-    const ALL: [ObjectType; 9] = [
+    const ALL: [ObjectType; 11] = [
         ObjectType::Tenant,
         ObjectType::Device,
         ObjectType::Group,
@@ -111,6 +140,8 @@ impl ObjectType {
         ObjectType::AdminToken,
         ObjectType::Vault,
         ObjectType::EnrollmentToken,
+        ObjectType::RotationPolicy,
+        ObjectType::DeviceJob,
     ];
 
     /// The stored name.
@@ -125,6 +156,8 @@ impl ObjectType {
             ObjectType::AdminToken => "admin_token",
             ObjectType::Vault => "vault",
             ObjectType::EnrollmentToken => "enrollment_token",
+            ObjectType::RotationPolicy => "rotation_policy",
+            ObjectType::DeviceJob => "device_job",
         }
     }
 
@@ -198,6 +231,16 @@ impl NewAuditEvent {
     }
 
     /// Set the tenant.
+    /// A new event by the same actor, from the same request, at the same time, for another
+    /// action (one request often records several).
+    pub fn sibling(&self, action: Action, object_type: ObjectType) -> Self {
+        let mut e = NewAuditEvent::new(self.at, self.actor.clone(), action, object_type);
+        e.tenant_id = self.tenant_id.clone();
+        e.client_addr = self.client_addr.clone();
+        e.request_id = self.request_id.clone();
+        e
+    }
+
     pub fn tenant(mut self, tenant_id: impl Into<String>) -> Self {
         self.tenant_id = Some(tenant_id.into());
         self

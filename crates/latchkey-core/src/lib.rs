@@ -5,9 +5,11 @@ pub mod audit;
 pub mod clock;
 pub mod model;
 pub mod names;
+pub mod rotation;
 pub mod timespan;
 
 pub use audit::{Action, AuditEvent, ChainBreak, ChainHead, ChainVerifier, NewAuditEvent, ObjectType, Outcome};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use names::{ContainerDn, DeviceId, DisplayName, NameError, Reason, TenantSlug};
+pub use rotation::{CharClasses, DeviceJob, JobCause, JobKind, JobState, RotationPolicy};
 pub use timespan::{TimeSpan, TimeSpanError};

@@ -22,8 +22,15 @@ pub struct Device {
     pub agent_public_key: Option<String>,
     pub enrolled_at: Option<OffsetDateTime>,
     pub last_seen_at: Option<OffsetDateTime>,
+    /// The poll interval last given to the agent.
     pub poll_interval_secs: i64,
     pub created_at: OffsetDateTime,
+    /// The password version the agent last reported as set.
+    pub reported_version: Option<i64>,
+    /// When a password rotation was last confirmed.
+    pub last_rotated_at: Option<OffsetDateTime>,
+    /// Jobs queued for the agent and not finished.
+    pub open_jobs: i64,
 }
 
 /// A group of devices, users and other groups.
@@ -134,6 +141,8 @@ pub struct Account {
     pub device_id: Option<String>,
     pub description: Option<String>,
     pub created_at: OffsetDateTime,
+    /// When the account stops working (support accounts).
+    pub expires_at: Option<OffsetDateTime>,
 }
 
 /// Where a secret version is in its life.

@@ -71,6 +71,19 @@ pub struct Device {
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
+    /// The password version the agent last reported as set.
+    #[serde(default)]
+    pub password_version: Option<i64>,
+    /// When a password rotation was last confirmed.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_rotated_at: Option<OffsetDateTime>,
+    /// Jobs queued for the agent and not finished.
+    #[serde(default)]
+    pub open_jobs: i64,
+    /// Enrolled, and not seen within two poll intervals.
+    #[serde(default)]
+    pub check_in_overdue: bool,
 }
 
 /// Create a group.
@@ -386,80 +399,4 @@ impl std::fmt::Debug for EnrollmentTokenCreated {
             .field("tenant", &self.tenant)
             .finish_non_exhaustive()
     }
-}
-
-/// An agent enrolls its device with a one-time token.
-#[derive(Clone, Serialize, Deserialize, ToSchema, zeroize::ZeroizeOnDrop)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct AgentEnrollRequest {
-    /// The enrollment token.
-    pub token: String,
-    /// The device's UUID.
-    #[zeroize(skip)]
-    pub device_id: String,
-    #[zeroize(skip)]
-    pub hostname: String,
-    #[serde(default)]
-    #[zeroize(skip)]
-    pub os: Option<String>,
-    /// The device's Ed25519 public key (base64url, 32 bytes); it signs every later request.
-    #[zeroize(skip)]
-    pub public_key: String,
-}
-
-impl std::fmt::Debug for AgentEnrollRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AgentEnrollRequest")
-            .field("device_id", &self.device_id)
-            .field("hostname", &self.hostname)
-            .finish_non_exhaustive()
-    }
-}
-
-/// What an enrolled agent needs to know.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AgentEnrollResponse {
-    pub device_id: String,
-    pub tenant: String,
-    pub poll_interval_seconds: i64,
-    /// The server's X25519 public key (base64url): the agent seals passwords to it (HPKE).
-    pub server_sealing_key: String,
-}
-
-/// Headers of a signed agent request. The signature covers the method, the path with query,
-/// the device id, the timestamp, the nonce and the SHA-256 of the body.
-pub mod agent_headers {
-    /// The device id (UUID).
-    pub const DEVICE: &str = "x-latchkey-device";
-    /// Unix seconds; refused when more than 5 minutes off the server's clock.
-    pub const TIMESTAMP: &str = "x-latchkey-timestamp";
-    /// 16–64 characters of `[A-Za-z0-9_-]`, never reused.
-    pub const NONCE: &str = "x-latchkey-nonce";
-    /// Ed25519 signature, base64url without padding.
-    pub const SIGNATURE: &str = "x-latchkey-signature";
-}
-
-/// An agent's check-in: what it believes is set on the device.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct AgentCheckIn {
-    /// The password version the agent believes is set on the device.
-    #[serde(default)]
-    pub password_version: Option<i64>,
-    /// Local accounts the agent manages (at most 64).
-    #[serde(default)]
-    pub managed_accounts: Vec<String>,
-}
-
-/// The server's answer to a check-in.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AgentCheckInResponse {
-    pub device_id: String,
-    /// Seconds until the next check-in (the agent adds jitter).
-    pub poll_interval_seconds: i64,
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub server_time: OffsetDateTime,
 }

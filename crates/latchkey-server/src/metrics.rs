@@ -39,6 +39,7 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     durations: Family<RouteLabels, Histogram>,
     secret_reads: Family<OutcomeLabels, Counter>,
+    check_ins: Counter,
 }
 
 impl Default for Metrics {
@@ -52,7 +53,9 @@ impl Default for Metrics {
         registry.register("http_request_duration_seconds", "HTTP request duration by route", durations.clone());
         let secret_reads = Family::<OutcomeLabels, Counter>::default();
         registry.register("secret_reads", "Audited secret reads by outcome", secret_reads.clone());
-        Self { registry: Arc::new(Mutex::new(registry)), requests, durations, secret_reads }
+        let check_ins = Counter::default();
+        registry.register("agent_check_ins", "Accepted agent check-ins", check_ins.clone());
+        Self { registry: Arc::new(Mutex::new(registry)), requests, durations, secret_reads, check_ins }
     }
 }
 
@@ -60,6 +63,11 @@ impl Metrics {
     /// Count an audited secret read.
     pub fn secret_read(&self, outcome: &str) {
         self.secret_reads.get_or_create(&OutcomeLabels { action: "secret.read".into(), outcome: outcome.into() }).inc();
+    }
+
+    /// Count an accepted agent check-in.
+    pub fn agent_check_in(&self) {
+        self.check_ins.inc();
     }
 
     /// The Prometheus text exposition.

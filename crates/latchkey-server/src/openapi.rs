@@ -13,7 +13,7 @@ use latchkey_proto as proto;
     paths(
         routes::healthz, routes::readyz, routes::metrics, routes::openapi_json,
         routes::create_tenant, routes::list_tenants, routes::get_tenant,
-        routes::create_device, routes::list_devices, routes::create_enrollment_token, routes::enroll, routes::check_in, routes::get_device, routes::delete_device,
+        routes::create_device, routes::list_devices, routes::create_enrollment_token, routes::enroll, routes::check_in, routes::post_pending, routes::confirm_job, routes::fail_job, routes::get_device, routes::delete_device,
         routes::create_group, routes::list_groups, routes::get_group,
         routes::list_members, routes::add_member, routes::remove_member,
         routes::create_user, routes::list_users,

@@ -52,6 +52,7 @@ impl Store {
             device_id: a.device_id.clone(),
             description: a.description.clone(),
             created_at: a.created_at,
+            expires_at: None,
         };
         self.writer
             .change(vec![event], move |conn: &mut AnyConnection| {
@@ -85,7 +86,7 @@ impl Store {
     /// The account with this id in this tenant, with its active version number.
     pub async fn account(&self, tenant_id: &str, id: &str) -> Result<(Account, Option<i64>), StoreError> {
         let row = sqlx::query(
-            "SELECT a.id, a.tenant_id, a.kind, a.name, a.device_id, a.description, a.created_at, \
+            "SELECT a.id, a.tenant_id, a.kind, a.name, a.device_id, a.description, a.created_at, a.expires_at AS a_expires_at, \
              (SELECT v.version FROM secret_versions v WHERE v.account_id = a.id AND v.state = 'active') AS active_version \
              FROM accounts a WHERE a.tenant_id = $1 AND a.id = $2",
         )
@@ -101,7 +102,7 @@ impl Store {
     /// A tenant's accounts, by name, with their active version numbers.
     pub async fn list_accounts(&self, tenant_id: &str) -> Result<Vec<(Account, Option<i64>)>, StoreError> {
         let rows = sqlx::query(
-            "SELECT a.id, a.tenant_id, a.kind, a.name, a.device_id, a.description, a.created_at, \
+            "SELECT a.id, a.tenant_id, a.kind, a.name, a.device_id, a.description, a.created_at, a.expires_at AS a_expires_at, \
              (SELECT v.version FROM secret_versions v WHERE v.account_id = a.id AND v.state = 'active') AS active_version \
              FROM accounts a WHERE a.tenant_id = $1 ORDER BY a.name_key, a.id",
         )
@@ -238,7 +239,7 @@ impl Store {
         account_id: &str,
     ) -> Result<(Account, SecretVersion), StoreError> {
         let row = sqlx::query(
-            "SELECT a.id, a.tenant_id, a.kind, a.name, a.device_id, a.description, a.created_at, \
+            "SELECT a.id, a.tenant_id, a.kind, a.name, a.device_id, a.description, a.created_at, a.expires_at AS a_expires_at, \
              v.account_id, v.version, v.state, v.password_envelope, v.ssh_key_envelope, v.key_id, \
              v.created_at AS v_created_at, v.expires_at \
              FROM accounts a JOIN secret_versions v ON v.account_id = a.id AND v.state = 'active' \
@@ -348,7 +349,7 @@ pub(crate) async fn active_secrets(
         let placeholders: Vec<String> = (1..=chunk.len()).map(|i| backend.placeholder(i)).collect();
         // Only placeholders are formatted into the statement; the ids are bound.
         let sql = format!(
-            "SELECT a.id, a.tenant_id, a.kind, a.name, a.device_id, a.description, a.created_at, \
+            "SELECT a.id, a.tenant_id, a.kind, a.name, a.device_id, a.description, a.created_at, a.expires_at AS a_expires_at, \
              v.account_id, v.version, v.state, v.password_envelope, v.ssh_key_envelope, v.key_id, \
              v.created_at AS v_created_at, v.expires_at \
              FROM accounts a JOIN secret_versions v ON v.account_id = a.id AND v.state = 'active' \
@@ -388,7 +389,7 @@ fn parse_state(row: &AnyRow) -> Result<SecretState, StoreError> {
     SecretState::parse(&s).ok_or(StoreError::Corrupt("state"))
 }
 
-fn account_from_row(row: &AnyRow) -> Result<Account, StoreError> {
+pub(crate) fn account_from_row(row: &AnyRow) -> Result<Account, StoreError> {
     let kind: String = get(row, "kind")?;
     Ok(Account {
         id: get(row, "id")?,
@@ -398,6 +399,7 @@ fn account_from_row(row: &AnyRow) -> Result<Account, StoreError> {
         device_id: get(row, "device_id")?,
         description: get(row, "description")?,
         created_at: time(row, "created_at")?,
+        expires_at: opt_time(row, "a_expires_at")?,
     })
 }
 

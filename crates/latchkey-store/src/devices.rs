@@ -126,5 +126,8 @@ pub(crate) fn device_from_row(row: &AnyRow) -> Result<Device, StoreError> {
         last_seen_at: opt_time(row, "last_seen_at")?,
         poll_interval_secs: get(row, "poll_interval_secs")?,
         created_at: time(row, "created_at")?,
+        reported_version: get(row, "reported_version")?,
+        last_rotated_at: opt_time(row, "last_rotated_at")?,
+        open_jobs: get(row, "open_jobs")?,
     })
 }

@@ -163,45 +163,4 @@ impl Store {
             .ok_or(StoreError::NotFound)?;
         device_from_row(&row)
     }
-
-    /// Record a signed agent request: its nonce (a nonce seen before is a replay: `Conflict`)
-    /// and the device's last check-in time. Nonces past `expires_at` are dropped as they go.
-    pub async fn record_agent_request(
-        &self,
-        device_id: &str,
-        nonce: &str,
-        now: OffsetDateTime,
-        nonce_expires_at: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        let (device_id, nonce) = (device_id.to_owned(), nonce.to_owned());
-        self.writer
-            .change(Vec::new(), move |conn: &mut AnyConnection| {
-                Box::pin(async move {
-                    sqlx::query("DELETE FROM agent_nonces WHERE device_id = $1 AND expires_at < $2")
-                        .bind(device_id.clone())
-                        .bind(to_millis(now))
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(StoreError::db)?;
-                    sqlx::query("INSERT INTO agent_nonces (device_id, nonce, expires_at) VALUES ($1, $2, $3)")
-                        .bind(device_id.clone())
-                        .bind(nonce)
-                        .bind(to_millis(nonce_expires_at))
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(|e| match StoreError::db(e) {
-                            StoreError::Conflict(_) => StoreError::Conflict("replayed request"),
-                            other => other,
-                        })?;
-                    sqlx::query("UPDATE devices SET last_seen_at = $1 WHERE id = $2")
-                        .bind(to_millis(now))
-                        .bind(device_id)
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(StoreError::db)?;
-                    Ok(())
-                })
-            })
-            .await
-    }
 }

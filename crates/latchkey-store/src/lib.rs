@@ -9,7 +9,9 @@
 macro_rules! select_devices {
     () => {
         "SELECT id, tenant_id, name, container_dn, os, agent_public_key, enrolled_at, last_seen_at, \
-         poll_interval_secs, created_at FROM devices"
+         poll_interval_secs, created_at, reported_version, last_rotated_at, \
+         (SELECT COUNT(*) FROM device_jobs j WHERE j.device_id = devices.id AND j.state = 'open') AS open_jobs \
+         FROM devices"
     };
 }
 
@@ -21,6 +23,7 @@ mod devices;
 mod directory;
 mod enrollment;
 mod error;
+mod rotation;
 mod rows;
 mod tenants;
 mod writer;
@@ -33,6 +36,9 @@ pub use devices::NewDevice;
 pub use directory::{NewGroup, NewUser};
 pub use enrollment::{Enrollment, NewEnrollmentToken};
 pub use error::StoreError;
+pub use rotation::{
+    AdminPasswordState, AgentSnapshot, CheckInWrite, PendingStored, ScopedPolicy, SupportAccount, SupportRequest,
+};
 
 use std::path::Path;
 use std::time::Duration;

@@ -58,7 +58,7 @@ pub async fn create_device(
         created_at: state.clock().now(),
     };
     let created = state.store().create_device(device, event).await.map_err(|e| ApiError::store("device", e))?;
-    Ok((StatusCode::CREATED, Json(dto::device(created, &tenant.slug))))
+    Ok((StatusCode::CREATED, Json(dto::device(created, &tenant.slug, state.clock().now()))))
 }
 
 /// A page of devices, ordered by deviceId.
@@ -82,7 +82,8 @@ pub async fn list_devices(
         .await
         .map_err(|e| ApiError::store("device", e))?;
     let next = (devices.len() as i64 == limit).then(|| devices.last().map(|d| d.id.clone())).flatten();
-    let items = devices.into_iter().map(|d| dto::device(d, &tenant.slug)).collect();
+    let now = state.clock().now();
+    let items = devices.into_iter().map(|d| dto::device(d, &tenant.slug, now)).collect();
     Ok(Json(proto::ListResponse { items, next }))
 }
 
@@ -98,7 +99,7 @@ pub async fn get_device(
     let tenant = admin.tenant(&state, &tenant).await?;
     let id = DeviceId::parse(&device_id).map_err(|e| ApiError::bad_param(e.to_string()))?;
     let device = state.store().device(&tenant.id, &id.to_string()).await.map_err(|e| ApiError::store("device", e))?;
-    Ok(Json(dto::device(device, &tenant.slug)))
+    Ok(Json(dto::device(device, &tenant.slug, state.clock().now())))
 }
 
 /// Remove a device with its accounts and secrets.

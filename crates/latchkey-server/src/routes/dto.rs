@@ -7,7 +7,11 @@ pub fn tenant(t: model::Tenant) -> proto::Tenant {
     proto::Tenant { id: t.id, slug: t.slug, name: t.name, created_at: t.created_at }
 }
 
-pub fn device(d: model::Device, tenant_slug: &str) -> proto::Device {
+/// A device as seen at `now`: its check-in is overdue when it was never seen or not within
+/// two poll intervals.
+pub fn device(d: model::Device, tenant_slug: &str, now: time::OffsetDateTime) -> proto::Device {
+    let overdue = d.enrolled_at.is_some()
+        && d.last_seen_at.is_none_or(|seen| seen + time::Duration::seconds(2 * d.poll_interval_secs) < now);
     proto::Device {
         device_id: d.id,
         tenant: tenant_slug.to_owned(),
@@ -18,6 +22,10 @@ pub fn device(d: model::Device, tenant_slug: &str) -> proto::Device {
         last_seen_at: d.last_seen_at,
         poll_interval_seconds: d.poll_interval_secs,
         created_at: d.created_at,
+        password_version: d.reported_version,
+        last_rotated_at: d.last_rotated_at,
+        open_jobs: d.open_jobs,
+        check_in_overdue: overdue,
     }
 }
 

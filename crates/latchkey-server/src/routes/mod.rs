@@ -3,6 +3,8 @@
 
 mod accounts;
 mod agent;
+mod agent_jobs;
+mod agent_signed;
 mod audit;
 mod credentials;
 mod devices;
@@ -25,6 +27,7 @@ use crate::state::AppState;
 
 pub(crate) use accounts::*;
 pub(crate) use agent::*;
+pub(crate) use agent_jobs::*;
 pub(crate) use audit::*;
 pub(crate) use credentials::*;
 pub(crate) use devices::*;
@@ -66,6 +69,9 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/api/v1/openapi.json", get(openapi_json))
         .route("/api/agent/v1/enroll", post(enroll))
         .route("/api/agent/v1/check-in", post(check_in))
+        .route("/api/agent/v1/jobs/{job_id}/pending", post(post_pending))
+        .route("/api/agent/v1/jobs/{job_id}/confirm", post(confirm_job))
+        .route("/api/agent/v1/jobs/{job_id}/fail", post(fail_job))
         .nest("/api/v1", api)
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::track))
         .fallback(|| async { problem_response(ProblemCode::NotFound, Some("no such route".into())) })

@@ -1,0 +1,42 @@
+-- Rotation of device passwords, support accounts and the jobs agents carry out.
+
+-- Support accounts live for a limited time; removed ones stay for the record.
+ALTER TABLE accounts ADD COLUMN expires_at INTEGER;
+ALTER TABLE accounts ADD COLUMN removed_at INTEGER;
+
+-- What the agent last reported, and when a rotation was last confirmed.
+ALTER TABLE devices ADD COLUMN reported_version INTEGER;
+ALTER TABLE devices ADD COLUMN last_rotated_at INTEGER;
+
+-- Rotation policy of a tenant (scope_key '') or of a device group (scope_key = group id).
+CREATE TABLE rotation_policies (
+    tenant_id              TEXT NOT NULL REFERENCES tenants(id),
+    scope_key              TEXT NOT NULL,
+    group_id               TEXT REFERENCES groups(id) ON DELETE CASCADE,
+    priority               INTEGER NOT NULL,
+    max_age_secs           INTEGER NOT NULL,
+    length                 INTEGER NOT NULL,
+    classes                TEXT NOT NULL,
+    passphrase_words       INTEGER,
+    history                INTEGER NOT NULL,
+    support_lifetime_secs  INTEGER NOT NULL,
+    poll_interval_secs     INTEGER NOT NULL,
+    updated_at             INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, scope_key)
+);
+
+-- Work queued for a device agent. Open jobs are sent at every check-in until done or failed.
+CREATE TABLE device_jobs (
+    id          TEXT PRIMARY KEY,
+    tenant_id   TEXT NOT NULL,
+    device_id   TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+    kind        TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    cause       TEXT NOT NULL,
+    account_id  TEXT,
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL,
+    error       TEXT
+);
+CREATE INDEX device_jobs_open ON device_jobs (device_id, created_at) WHERE state = 'open';
+CREATE INDEX device_jobs_by_account ON device_jobs (account_id);
