@@ -369,6 +369,16 @@ impl Store {
             .change_audited(move |conn: &mut AnyConnection| {
                 Box::pin(async move {
                     let job = open_job(conn, &device_id, &job_id).await?;
+                    match (job.kind, version) {
+                        (JobKind::RemoveSupportAccount, Some(_)) => {
+                            return Err(StoreError::Conflict("a removal job has no version to confirm"));
+                        }
+                        (JobKind::RotatePassword | JobKind::CreateSupportAccount, None) => {
+                            return Err(StoreError::Conflict("this job needs the version that was set"));
+                        }
+                        _ => {}
+                    }
+                    // No version was posted for the job yet.
                     let account_id = job.account_id.clone().ok_or(StoreError::NotFound)?;
                     let action = match (job.kind, version) {
                         (JobKind::RemoveSupportAccount, None) => {
@@ -386,10 +396,7 @@ impl Store {
                                 Action::SupportAccountCreate
                             }
                         }
-                        (JobKind::RemoveSupportAccount, Some(_)) => {
-                            return Err(StoreError::Conflict("a removal job has no version to confirm"));
-                        }
-                        (_, None) => return Err(StoreError::Conflict("this job needs the version that was set")),
+                        _ => return Err(StoreError::Conflict("this job and confirmation do not match")),
                     };
                     set_job_state(conn, &job.id, JobState::Done, None, now).await?;
                     if job.kind == JobKind::RotatePassword {
