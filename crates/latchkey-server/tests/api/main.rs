@@ -6,6 +6,7 @@ mod bad_input;
 mod enrollment;
 mod flow;
 mod helpers;
+mod rotation;
 mod tenancy;
 mod tls;
 mod vault;
