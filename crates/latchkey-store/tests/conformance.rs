@@ -19,10 +19,10 @@ use std::sync::{Arc, Mutex};
 use latchkey_core::model::{
     Account, AccountKind, Device, Group, GroupMember, MemberKind, SecretState, SecretVersion, Tenant, User,
 };
-use latchkey_core::{Action, AuditEvent, NewAuditEvent, ObjectType, Outcome};
+use latchkey_core::{Action, AuditEvent, JobCause, JobKind, NewAuditEvent, ObjectType, Outcome, RotationPolicy};
 use latchkey_store::{
-    AuditFilter, Backend, NewAccount, NewAdminToken, NewApiClient, NewDevice, NewGroup, NewUser, SealFn, SealedSecret,
-    Store, StoreError,
+    AuditFilter, Backend, CheckInWrite, NewAccount, NewAdminToken, NewApiClient, NewDevice, NewGroup, NewUser,
+    ScopedPolicy, SealFn, SealedSecret, Store, StoreError, SupportRequest,
 };
 use sqlx::{Connection, Executor, PgConnection, SqliteConnection};
 use tempfile::TempDir;
@@ -136,6 +136,9 @@ conformance! {
     failed_commit_keeps_nothing => failed_commit_keeps_nothing_sqlite, failed_commit_keeps_nothing_postgres;
     close_during_writes => close_during_writes_sqlite, close_during_writes_postgres;
     close_finishes_queued_changes => close_finishes_queued_changes_sqlite, close_finishes_queued_changes_postgres;
+    rotation_keeps_every_possible_password => rotation_keeps_every_possible_password_sqlite, rotation_keeps_every_possible_password_postgres;
+    support_accounts_live_then_go => support_accounts_live_then_go_sqlite, support_accounts_live_then_go_postgres;
+    policies_by_group_then_tenant => policies_by_group_then_tenant_sqlite, policies_by_group_then_tenant_postgres;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1309,4 +1312,185 @@ async fn close_finishes_queued_changes(db: Db) {
     assert_eq!(stored, ids);
     assert!(!stored.contains(&late));
     assert_eq!(chain_ok(&store).await, 51);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rotation: jobs, two-phase versions, history, support accounts, policies
+
+fn agent_seal(password: &str) -> Box<dyn FnOnce(&str) -> SealFn + Send> {
+    let password = password.to_owned();
+    Box::new(move |_account: &str| {
+        Box::new(move |version| {
+            Ok(SealedSecret {
+                password: Some(format!("{password}:v{version}").into_bytes()),
+                ssh_key: None,
+                key_id: "k1".into(),
+            })
+        })
+    })
+}
+
+fn check_in(device: &Device, nonce: &str, rotate: Option<JobCause>, remove: Vec<String>) -> CheckInWrite {
+    CheckInWrite {
+        device_id: device.id.clone(),
+        tenant_id: device.tenant_id.clone(),
+        nonce: nonce.to_owned(),
+        nonce_expires_at: T0 + Duration::minutes(10),
+        reported_version: None,
+        poll_interval_secs: 1800,
+        confirm: None,
+        rotate,
+        remove_support: remove,
+    }
+}
+
+fn agent_ev() -> NewAuditEvent {
+    NewAuditEvent::new(T0, "agent:test", Action::RotationRequest, ObjectType::DeviceJob)
+}
+
+async fn version_states(store: &Store, tenant_id: &str, account_id: &str) -> Vec<(i64, SecretState)> {
+    store.secret_versions(tenant_id, account_id).await.unwrap().into_iter().map(|v| (v.version, v.state)).collect()
+}
+
+/// Post and confirm one rotation for the open job; returns the version.
+async fn rotate_once(store: &Store, device: &Device, job: &str, history: i64) -> i64 {
+    let name = ("latchkey-admin".to_owned(), "latchkey-admin".to_owned());
+    let p =
+        store.post_pending(&device.id, job, name, Duration::hours(1), T0, agent_seal("pw"), agent_ev()).await.unwrap();
+    store.confirm_job(&device.id, job, Some(p.version), history, T0, agent_ev()).await.unwrap();
+    p.version
+}
+
+async fn rotation_keeps_every_possible_password(db: Db) {
+    use SecretState::{Active, Pending, Retired};
+    let store = db.open().await;
+    let t = new_tenant(&store, "acme").await;
+    let d = new_device(&store, &t.id, "PC-1").await;
+
+    let queued =
+        store.record_check_in(T0, check_in(&d, "nonce-1", Some(JobCause::Initial), vec![]), agent_ev()).await.unwrap();
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].0.kind, JobKind::RotatePassword);
+    // A second check-in does not queue a second rotation, and a replayed nonce is refused.
+    let again =
+        store.record_check_in(T0, check_in(&d, "nonce-2", Some(JobCause::Age), vec![]), agent_ev()).await.unwrap();
+    assert!(again.is_empty());
+    let replay = store.record_check_in(T0, check_in(&d, "nonce-2", None, vec![]), agent_ev()).await;
+    assert!(matches!(replay, Err(StoreError::Conflict(_))), "{replay:?}");
+
+    let first = rotate_once(&store, &d, &queued[0].0.id, 2).await;
+    assert_eq!(first, 1);
+    let admin = store.admin_password_state(&d.id).await.unwrap().unwrap();
+    assert_eq!(
+        (admin.account_name.as_str(), admin.active.map(|a| a.0), admin.pending.len()),
+        ("latchkey-admin", Some(1), 0)
+    );
+    for _ in 0..4 {
+        let job = store.request_rotation(&t.id, &d.id, T0, agent_ev()).await.unwrap();
+        rotate_once(&store, &d, &job.id, 2).await;
+    }
+    // History 2: the active version and the two before it.
+    assert_eq!(version_states(&store, &t.id, &admin.account_id).await, vec![(5, Active), (4, Retired), (3, Retired)]);
+
+    // Two pending posts for one job (the agent died after the first): both are kept until a
+    // later one is confirmed; then the earlier pending one is history like any other.
+    let job = store.request_rotation(&t.id, &d.id, T0, agent_ev()).await.unwrap();
+    let again = store.request_rotation(&t.id, &d.id, T0, agent_ev()).await.unwrap();
+    assert_eq!(again.id, job.id, "one open rotation at a time");
+    let name = || ("latchkey-admin".to_owned(), "latchkey-admin".to_owned());
+    store.post_pending(&d.id, &job.id, name(), Duration::hours(1), T0, agent_seal("a"), agent_ev()).await.unwrap();
+    store.post_pending(&d.id, &job.id, name(), Duration::hours(1), T0, agent_seal("b"), agent_ev()).await.unwrap();
+    assert_eq!(
+        version_states(&store, &t.id, &admin.account_id).await,
+        vec![(7, Pending), (6, Pending), (5, Active), (4, Retired), (3, Retired)]
+    );
+    // A confirmation naming a version that is not pending changes nothing.
+    let wrong = store.confirm_job(&d.id, &job.id, Some(5), 2, T0, agent_ev()).await;
+    assert!(matches!(wrong, Err(StoreError::NotFound)), "{wrong:?}");
+    store.confirm_job(&d.id, &job.id, Some(7), 2, T0, agent_ev()).await.unwrap();
+    assert_eq!(version_states(&store, &t.id, &admin.account_id).await, vec![(7, Active), (6, Retired), (5, Retired)]);
+    assert_eq!(store.device(&t.id, &d.id).await.unwrap().open_jobs, 0);
+
+    // Another tenant cannot queue work on the device.
+    let other = new_tenant(&store, "other").await;
+    let denied = store.request_rotation(&other.id, &d.id, T0, agent_ev()).await;
+    assert!(matches!(denied, Err(StoreError::NotFound)), "{denied:?}");
+    chain_ok(&store).await;
+}
+
+async fn support_accounts_live_then_go(db: Db) {
+    let store = db.open().await;
+    let t = new_tenant(&store, "acme").await;
+    let d = new_device(&store, &t.id, "PC-1").await;
+    let ask = || store.request_support_account(&t.id, &d.id, T0, agent_ev());
+    let SupportRequest::Queued(job) = ask().await.unwrap() else { panic!("first request queues") };
+    assert_eq!(ask().await.unwrap(), SupportRequest::AlreadyQueued(job.clone()));
+    assert!(store.live_support_account(&t.id, &d.id, T0).await.unwrap().is_none());
+
+    let name = ("ADM-5A2F2169".to_owned(), "adm-5a2f2169".to_owned());
+    let p = store.post_pending(&d.id, &job, name, Duration::hours(1), T0, agent_seal("s"), agent_ev()).await.unwrap();
+    assert_eq!(p.expires_at, Some(T0 + Duration::hours(1)));
+    assert!(store.live_support_account(&t.id, &d.id, T0).await.unwrap().is_none(), "not live before confirmation");
+    store.confirm_job(&d.id, &job, Some(p.version), 12, T0, agent_ev()).await.unwrap();
+    let live = store.live_support_account(&t.id, &d.id, T0).await.unwrap().unwrap();
+    assert_eq!((live.account.name.as_str(), live.version), ("ADM-5A2F2169", 1));
+    assert!(store.live_support_account("other-tenant", &d.id, T0).await.unwrap().is_none());
+    assert_eq!(ask().await.unwrap(), SupportRequest::Ready);
+
+    // After its lifetime the account is due for removal, once.
+    let later = T0 + Duration::hours(2);
+    assert!(store.live_support_account(&t.id, &d.id, later).await.unwrap().is_none());
+    let snap = store.agent_snapshot(&d.id, later).await.unwrap();
+    assert_eq!(snap.expired_support, vec![live.account.id.clone()]);
+    let queued = store
+        .record_check_in(later, check_in(&d, "nonce-r1", None, snap.expired_support.clone()), agent_ev())
+        .await
+        .unwrap();
+    assert_eq!(queued.len(), 1);
+    assert_eq!((queued[0].0.kind, queued[0].1.as_deref()), (JobKind::RemoveSupportAccount, Some("ADM-5A2F2169")));
+    assert!(store.agent_snapshot(&d.id, later).await.unwrap().expired_support.is_empty());
+    let removal = queued[0].0.id.clone();
+    let bad = store.confirm_job(&d.id, &removal, Some(1), 12, later, agent_ev()).await;
+    assert!(matches!(bad, Err(StoreError::Conflict(_))), "{bad:?}");
+    store.confirm_job(&d.id, &removal, None, 12, later, agent_ev()).await.unwrap();
+    assert!(store.secret_versions(&t.id, &live.account.id).await.unwrap().is_empty(), "its secrets are gone");
+    // A new request starts over, and the name may be used again.
+    assert!(matches!(
+        store.request_support_account(&t.id, &d.id, later, agent_ev()).await.unwrap(),
+        SupportRequest::Queued(_)
+    ));
+    chain_ok(&store).await;
+}
+
+async fn policies_by_group_then_tenant(db: Db) {
+    let store = db.open().await;
+    let t = new_tenant(&store, "acme").await;
+    let in_group = new_device(&store, &t.id, "PC-1").await;
+    let outside = new_device(&store, &t.id, "PC-2").await;
+    assert_eq!(store.effective_policy(&t.id, &in_group.id).await.unwrap(), RotationPolicy::default());
+    let inner = new_group(&store, &t.id, "Laptops").await;
+    let outer = new_group(&store, &t.id, "All clients").await;
+    member(&store, &t.id, &inner.id, MemberKind::Device, &in_group.id).await.unwrap();
+    member(&store, &t.id, &outer.id, MemberKind::Group, &inner.id).await.unwrap();
+    let set = |group: Option<String>, priority: i64, length: i64| {
+        let policy = RotationPolicy { length, ..RotationPolicy::default() };
+        store.set_policy(
+            &t.id,
+            ScopedPolicy { group_id: group, priority, policy, updated_at: T0 },
+            ev(Action::RotationPolicySet, ObjectType::RotationPolicy, &t.id, &t.id),
+        )
+    };
+    set(None, 0, 30).await.unwrap();
+    set(Some(outer.id.clone()), 5, 40).await.unwrap();
+    assert_eq!(store.effective_policy(&t.id, &in_group.id).await.unwrap().length, 40, "nested membership counts");
+    assert_eq!(store.effective_policy(&t.id, &outside.id).await.unwrap().length, 30);
+    set(Some(inner.id.clone()), 1, 50).await.unwrap();
+    assert_eq!(store.effective_policy(&t.id, &in_group.id).await.unwrap().length, 50, "lowest priority wins");
+    set(None, 0, 32).await.unwrap();
+    let listed = store.list_policies(&t.id).await.unwrap();
+    assert_eq!(listed.iter().map(|p| p.policy.length).collect::<Vec<_>>(), vec![32, 50, 40]);
+    // A group of another tenant is refused.
+    let other = new_tenant(&store, "other").await;
+    let foreign = new_group(&store, &other.id, "Foreign").await;
+    assert!(matches!(set(Some(foreign.id), 0, 20).await, Err(StoreError::NotFound)));
 }
