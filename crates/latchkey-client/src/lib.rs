@@ -517,3 +517,120 @@ fn serde_urlencoded_pairs(q: &AuditQuery) -> String {
 pub fn is_status(e: &ClientError, status: StatusCode) -> bool {
     e.status() == Some(status.as_u16())
 }
+
+/// Device access: rotation policies, device jobs, the device admin password and support
+/// accounts.
+impl Client {
+    /// Set the tenant's rotation policy (missing fields take the default).
+    pub async fn set_tenant_rotation_policy(
+        &self,
+        tenant: &str,
+        body: &proto::RotationPolicySet,
+    ) -> Result<proto::RotationPolicy> {
+        self.call(Method::PUT, &format!("/api/v1/tenants/{}/rotation-policy", seg(tenant)), Some(body)).await
+    }
+
+    /// Set a device group's rotation policy (missing fields take the default).
+    pub async fn set_group_rotation_policy(
+        &self,
+        tenant: &str,
+        group_id: &str,
+        body: &proto::RotationPolicySet,
+    ) -> Result<proto::RotationPolicy> {
+        self.call(
+            Method::PUT,
+            &format!("/api/v1/tenants/{}/groups/{}/rotation-policy", seg(tenant), seg(group_id)),
+            Some(body),
+        )
+        .await
+    }
+
+    /// The tenant's rotation policies.
+    pub async fn rotation_policies(&self, tenant: &str) -> Result<proto::ListResponse<proto::RotationPolicy>> {
+        self.call::<(), _>(Method::GET, &format!("/api/v1/tenants/{}/rotation-policies", seg(tenant)), None).await
+    }
+
+    /// Queue a rotation of a device's admin password (the open one when one is queued).
+    pub async fn rotate_device(&self, tenant: &str, device_id: &str) -> Result<proto::DeviceJob> {
+        self.call::<(), _>(
+            Method::POST,
+            &format!("/api/v1/tenants/{}/devices/{}/rotate", seg(tenant), seg(device_id)),
+            None,
+        )
+        .await
+    }
+
+    /// A device's jobs, newest first.
+    pub async fn device_jobs(
+        &self,
+        tenant: &str,
+        device_id: &str,
+        limit: Option<i64>,
+    ) -> Result<proto::ListResponse<proto::DeviceJob>> {
+        self.call::<(), _>(
+            Method::GET,
+            &format!("/api/v1/tenants/{}/devices/{}/jobs?limit={}", seg(tenant), seg(device_id), limit.unwrap_or(100)),
+            None,
+        )
+        .await
+    }
+
+    /// Read a device's admin password, active or a version from history (audited, reason
+    /// required).
+    pub async fn reveal_device_password(
+        &self,
+        tenant: &str,
+        device_id: &str,
+        body: &proto::DevicePasswordRequest,
+    ) -> Result<proto::RevealedSecret> {
+        self.call(
+            Method::POST,
+            &format!("/api/v1/tenants/{}/devices/{}/password/reveal", seg(tenant), seg(device_id)),
+            Some(body),
+        )
+        .await
+    }
+
+    /// The versions of a device's admin password (never values).
+    pub async fn device_password_history(
+        &self,
+        tenant: &str,
+        device_id: &str,
+    ) -> Result<proto::ListResponse<proto::SecretVersionInfo>> {
+        self.call::<(), _>(
+            Method::GET,
+            &format!("/api/v1/tenants/{}/devices/{}/password/history", seg(tenant), seg(device_id)),
+            None,
+        )
+        .await
+    }
+
+    /// Ask for a support account on a device.
+    pub async fn request_support_account(
+        &self,
+        tenant: &str,
+        device_id: &str,
+    ) -> Result<proto::SupportAccountRequested> {
+        self.call::<(), _>(
+            Method::POST,
+            &format!("/api/v1/tenants/{}/devices/{}/support-account", seg(tenant), seg(device_id)),
+            None,
+        )
+        .await
+    }
+
+    /// Reveal a device's live support account (audited, reason required).
+    pub async fn reveal_support_account(
+        &self,
+        tenant: &str,
+        device_id: &str,
+        body: &proto::SecretReadRequest,
+    ) -> Result<proto::RevealedSupportAccount> {
+        self.call(
+            Method::POST,
+            &format!("/api/v1/tenants/{}/devices/{}/support-account/reveal", seg(tenant), seg(device_id)),
+            Some(body),
+        )
+        .await
+    }
+}

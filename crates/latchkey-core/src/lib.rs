@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod clock;
+pub mod faults;
 pub mod model;
 pub mod names;
 pub mod rotation;
@@ -10,6 +11,7 @@ pub mod timespan;
 
 pub use audit::{Action, AuditEvent, ChainBreak, ChainHead, ChainVerifier, NewAuditEvent, ObjectType, Outcome};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use faults::crashpoint;
 pub use names::{ContainerDn, DeviceId, DisplayName, NameError, Reason, TenantSlug};
 pub use rotation::{CharClasses, DeviceJob, JobCause, JobKind, JobState, RotationPolicy};
 pub use timespan::{TimeSpan, TimeSpanError};

@@ -29,7 +29,9 @@ pub use envelope::{envelope_key_id, open, rewrap, seal};
 pub use error::CryptoError;
 pub use keyring::{KeyInfo, Keyring};
 pub use password::{dummy_password_hash, hash_password, verify_password};
-pub use password_gen::{PasswordSpec, generate_password};
+pub use password_gen::{
+    MAX_PASSPHRASE_WORDS, MIN_PASSPHRASE_WORDS, PasswordSpec, generate_passphrase, generate_password,
+};
 pub use provider::KeyProvider;
 pub use sealing::{ENCAPPED_KEY_LEN, MAX_SEALED_LEN, SEALED_OVERHEAD, SealingKey, SealingPublicKey, seal_to};
 pub use signing::{DeviceSigningKey, DeviceVerifyingKey, REQUEST_SIGNING_LABEL, SIGNATURE_LEN, request_signing_bytes};

@@ -1,4 +1,4 @@
-//! Random password generation.
+//! Random password and passphrase generation.
 
 use rand::rngs::OsRng;
 use rand::seq::SliceRandom;
@@ -76,6 +76,29 @@ pub fn generate_password(spec: &PasswordSpec) -> Option<SecretString> {
     Some(SecretString::from(text))
 }
 
+/// Fewest words [`generate_passphrase`] takes.
+pub const MIN_PASSPHRASE_WORDS: usize = 4;
+/// Most words [`generate_passphrase`] takes.
+pub const MAX_PASSPHRASE_WORDS: usize = 20;
+
+/// Random passphrase: `words` (4..=20, else `None`) words of the EFF long wordlist (7,776
+/// words, about 12.9 bits each), each drawn uniformly with the OS random source, joined by `-`.
+/// At most 20 words of at most 9 characters: never longer than 199 bytes.
+pub fn generate_passphrase(words: usize) -> Option<SecretString> {
+    if !(MIN_PASSPHRASE_WORDS..=MAX_PASSPHRASE_WORDS).contains(&words) {
+        return None;
+    }
+    let list: &[&str] = &diceware_wordlists::EFF_LONG_WORDLIST;
+    let mut text = Zeroizing::new(String::with_capacity(words * 10));
+    for i in 0..words {
+        if i > 0 {
+            text.push('-');
+        }
+        text.push_str(list.choose(&mut OsRng)?);
+    }
+    Some(SecretString::from(std::mem::take(&mut *text)))
+}
+
 #[cfg(test)]
 mod tests {
     use secrecy::ExposeSecret;
@@ -114,5 +137,23 @@ mod tests {
             seen.extend(generate_password(&spec).unwrap().expose_secret().bytes());
         }
         assert_eq!(seen.len(), SYMBOLS.len());
+    }
+
+    #[test]
+    fn passphrases_are_words_of_the_eff_list() {
+        assert!(generate_passphrase(3).is_none());
+        assert!(generate_passphrase(21).is_none());
+        let list = &diceware_wordlists::EFF_LONG_WORDLIST;
+        assert_eq!(list.len(), 7776);
+        let longest = list.iter().map(|w| w.len()).max().unwrap();
+        assert!(20 * longest + 19 <= MAX_LEN);
+        for n in [MIN_PASSPHRASE_WORDS, 6, MAX_PASSPHRASE_WORDS] {
+            let phrase = generate_passphrase(n).unwrap();
+            let text = phrase.expose_secret();
+            assert!(text.bytes().all(|b| b.is_ascii_graphic()), "{n} words");
+            // Words of the list may hold a hyphen themselves; the phrase is at least n words.
+            assert!(text.split('-').count() >= n);
+        }
+        assert_ne!(generate_passphrase(8).unwrap().expose_secret(), generate_passphrase(8).unwrap().expose_secret());
     }
 }

@@ -5,8 +5,10 @@ mod agent;
 mod problem;
 mod resources;
 mod secrets;
+mod support;
 
 pub use agent::*;
 pub use problem::{Problem, ProblemCode};
 pub use resources::*;
 pub use secrets::{RevealedSecret, SecretReadRequest, SecretSetRequest};
+pub use support::*;

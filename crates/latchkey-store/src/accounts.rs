@@ -232,6 +232,71 @@ impl Store {
         rx.await.map_err(|_| StoreError::CommitFailed)?
     }
 
+    /// Read one version of an account's secret (pending, active or retired) with its audit
+    /// event in the same transaction. `open` runs in the store's write task, as in
+    /// [`Store::read_secret_audited`]. The event is `event` with outcome success and
+    /// `{"version": n, "state": …}`, or outcome failed when there is no such account in this
+    /// tenant or no such version (answered `NotFound`), or `open` fails (answered `Seal`);
+    /// a failed event is written too.
+    pub async fn read_version_audited<T, F>(
+        &self,
+        tenant_id: &str,
+        account_id: &str,
+        version: i64,
+        event: NewAuditEvent,
+        open: F,
+    ) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Account, &SecretVersion) -> Result<T, String> + Send + 'static,
+    {
+        let (tenant_id, account_id) = (tenant_id.to_owned(), account_id.to_owned());
+        self.writer
+            .change_audited(move |conn: &mut AnyConnection| {
+                Box::pin(async move {
+                    let row = sqlx::query(
+                        "SELECT a.id, a.tenant_id, a.kind, a.name, a.device_id, a.description, a.created_at, \
+                         a.expires_at AS a_expires_at, v.account_id, v.version, v.state, v.password_envelope, \
+                         v.ssh_key_envelope, v.key_id, v.created_at AS v_created_at, v.expires_at \
+                         FROM accounts a JOIN secret_versions v ON v.account_id = a.id \
+                         WHERE a.tenant_id = $1 AND a.id = $2 AND v.version = $3",
+                    )
+                    .bind(tenant_id)
+                    .bind(account_id)
+                    .bind(version)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(StoreError::db)?;
+                    let found = row.as_ref().map(account_and_version).transpose()?;
+                    let (event, answer) = match found {
+                        None => (
+                            event.outcome(Outcome::Failed).details(
+                                &serde_json::json!({ "version": version, "problem": "no such account or version" }),
+                            ),
+                            Err(StoreError::NotFound),
+                        ),
+                        Some((account, stored)) => {
+                            let state = stored.state.as_str();
+                            match open(&account, &stored) {
+                                Ok(value) => (
+                                    event.details(&serde_json::json!({ "version": version, "state": state })),
+                                    Ok(value),
+                                ),
+                                Err(why) => (
+                                    event.outcome(Outcome::Failed).details(&serde_json::json!({
+                                        "version": version, "state": state, "problem": "decryption failed"
+                                    })),
+                                    Err(StoreError::Seal(why)),
+                                ),
+                            }
+                        }
+                    };
+                    Ok((answer, vec![event]))
+                })
+            })
+            .await?
+    }
+
     /// The active secret version of an account in this tenant.
     pub async fn active_secret(
         &self,

@@ -415,3 +415,130 @@ fn https_needs_the_ca_certificate() {
     assert_eq!(out.code, 1, "{out:#?}");
     assert!(out.stderr.starts_with("error: cannot read the CA certificate /nonexistent/ca.pem"), "{out:#?}");
 }
+
+/// A device registered for the test (no agent runs for it).
+fn new_device(s: &Server, name: &str) -> String {
+    let d = s.json(&["device", "add", name]);
+    d["deviceId"].as_str().expect("device id").to_owned()
+}
+
+#[test]
+fn device_rotate_jobs_password_and_history() {
+    let s = Server::start();
+    let id = new_device(&s, "pc-rotate");
+    let queued = s.run(&["device", "rotate", &id]).ok();
+    assert!(queued.stdout.contains("queued as job"), "{queued:#?}");
+    let first = s.json(&["device", "rotate", &id]);
+    let again = s.json(&["device", "rotate", &id]);
+    assert_eq!(first["id"], again["id"], "one open rotation at a time");
+    assert_eq!((first["kind"].as_str(), first["state"].as_str()), (Some("rotate_password"), Some("open")));
+
+    let jobs = s.run(&["device", "jobs", &id]).ok();
+    for text in ["JOB ID", "rotate_password", "open", "requested"] {
+        assert!(jobs.stdout.contains(text), "{text} missing: {jobs:#?}");
+    }
+    assert_eq!(s.json(&["device", "jobs", &id])["items"].as_array().expect("items").len(), 1);
+
+    // The list shows the new columns.
+    let list = s.run(&["device", "list"]).ok();
+    for header in ["LAST SEEN", "LAST ROTATION", "PW VERSION", "OPEN JOBS", "OVERDUE"] {
+        assert!(list.stdout.contains(header), "{header} missing: {list:#?}");
+    }
+    let listed = s.json(&["device", "list"]);
+    assert_eq!(listed["items"][0]["openJobs"], 1);
+    let shown = s.run(&["device", "show", &id]).ok();
+    assert!(shown.stdout.contains("open jobs") && shown.stdout.contains("password version"), "{shown:#?}");
+
+    // No agent has escrowed a password yet.
+    let no_reason = s.run(&["device", "password", &id]);
+    assert_eq!(no_reason.code, 1, "{no_reason:#?}");
+    assert!(no_reason.stderr.starts_with("error: a reason is required") && no_reason.stderr.contains("--reason"));
+    let none = s.run(&["device", "password", &id, "--reason", "locked out"]);
+    assert_eq!(none.code, 1, "{none:#?}");
+    assert!(none.stderr.starts_with("error: Not found: no such escrowed admin password"), "{none:#?}");
+    assert!(none.stdout.is_empty());
+    let bad_version = s.run(&["device", "password", &id, "--reason", "x", "--version", "0"]);
+    assert_ne!(bad_version.code, 0, "{bad_version:#?}");
+    let history = s.run(&["device", "history", &id]).ok();
+    assert_eq!(history.stdout.trim(), format!("no admin password escrowed for device {id} yet"));
+
+    let unknown = s.run(&["device", "rotate", "0c9a5a4e-3d2b-4f7e-9a61-5b2f0d7c1e99"]);
+    assert_eq!(unknown.code, 1, "{unknown:#?}");
+    assert!(unknown.stderr.starts_with("error: Not found: no such device"), "{unknown:#?}");
+    let reads = s.json(&["audit", "list", "--action", "secret.read"]);
+    let reads = reads["items"].as_array().expect("items");
+    assert_eq!(reads.len(), 1, "the refused read is audited once: {reads:?}");
+    assert_eq!((reads[0]["outcome"].as_str(), reads[0]["reason"].as_str()), (Some("failed"), Some("locked out")));
+}
+
+#[test]
+fn policy_set_and_list() {
+    let s = Server::start();
+    let empty = s.run(&["policy", "list"]).ok();
+    assert!(empty.stdout.starts_with("no rotation policies in tenant default"), "{empty:#?}");
+
+    let set =
+        s.run(&["policy", "set", "--length", "32", "--classes", "lower,digits", "--poll-interval-minutes", "10"]).ok();
+    for text in ["tenant default", "32 chars lower,digits", "10m", "30d", "1d"] {
+        assert!(set.stdout.contains(text), "{text} missing: {set:#?}");
+    }
+    s.run(&["group", "add", "kiosks"]).ok();
+    let group = s.json(&["policy", "set", "--group", "kiosks", "--passphrase-words", "6", "--priority", "-5"]);
+    assert_eq!((group["passphraseWords"].as_i64(), group["priority"].as_i64()), (Some(6), Some(-5)));
+
+    let table = s.run(&["policy", "list"]).ok();
+    for text in ["SCOPE", "tenant", "group kiosks", "6 words", "32 chars lower,digits", "-5"] {
+        assert!(table.stdout.contains(text), "{text} missing: {table:#?}");
+    }
+    let listed = s.json(&["policy", "list"]);
+    let items = listed["items"].as_array().expect("items").clone();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0]["pollIntervalSeconds"], 600);
+    assert_eq!(items[0]["length"], 32);
+
+    // Bad values are refused and change nothing.
+    let bad_class = s.run(&["policy", "set", "--classes", "lower,emoji"]);
+    assert_eq!(bad_class.code, 1, "{bad_class:#?}");
+    assert!(bad_class.stderr.starts_with("error: Invalid field: classes"), "{bad_class:#?}");
+    for args in [
+        vec!["policy", "set", "--length", "4"],
+        vec!["policy", "set", "--priority", "5"],
+        vec!["policy", "set", "--history", "0"],
+    ] {
+        let out = s.run(&args);
+        assert_ne!(out.code, 0, "{args:?}: {out:#?}");
+        assert!(out.stdout.is_empty(), "{out:#?}");
+    }
+    let no_group = s.run(&["policy", "set", "--group", "nosuch", "--length", "20"]);
+    assert_eq!(no_group.code, 1, "{no_group:#?}");
+    assert!(no_group.stderr.contains("no group named \"nosuch\""), "{no_group:#?}");
+    assert_eq!(s.json(&["policy", "list"])["items"].as_array().expect("items"), &items);
+    let sets = s.json(&["audit", "list", "--action", "rotation_policy.set"]);
+    assert_eq!(sets["items"].as_array().expect("items").len(), 2);
+}
+
+#[test]
+fn support_account_request_and_get() {
+    let s = Server::start();
+    let id = new_device(&s, "pc-support");
+    let out = s.run(&["support-account", "request", &id]).ok();
+    assert!(out.stdout.starts_with(&format!("support account queued on device {id}")), "{out:#?}");
+    assert!(out.stdout.contains("has not checked in recently"), "{out:#?}");
+    let again = s.json(&["support-account", "request", &id]);
+    assert_eq!(again["state"], "queued");
+    assert!(again["estimatedWaitTime"].is_null());
+    let jobs = s.json(&["device", "jobs", &id]);
+    let jobs = jobs["items"].as_array().expect("items");
+    assert_eq!(jobs.len(), 1, "one job for both requests: {jobs:?}");
+    assert_eq!(jobs[0]["kind"], "create_support_account");
+    assert_eq!(jobs[0]["id"], again["jobId"]);
+
+    let no_reason = s.run(&["support-account", "get", &id]);
+    assert_eq!(no_reason.code, 1, "{no_reason:#?}");
+    assert!(no_reason.stderr.contains("--reason"), "{no_reason:#?}");
+    let not_ready = s.run(&["support-account", "get", &id, "--reason", "user locked out"]);
+    assert_eq!(not_ready.code, 1, "{not_ready:#?}");
+    assert!(not_ready.stderr.starts_with("error: Not found: no such live support account"), "{not_ready:#?}");
+    let requests = s.json(&["audit", "list", "--action", "support_account.request"]);
+    assert_eq!(requests["items"].as_array().expect("items").len(), 2);
+}

@@ -241,6 +241,7 @@ pub async fn post_pending(
             StoreError::NotFound => no_such_job(),
             e => ApiError::store("job", e),
         })?;
+    latchkey_core::crashpoint("server-after-pending");
     Ok(Json(proto::AgentPendingAck { version: stored.version, expires_at: stored.expires_at }))
 }
 
@@ -284,6 +285,7 @@ pub async fn confirm_job(
             ),
             e => ApiError::store("job", e),
         })?;
+    latchkey_core::crashpoint("server-after-confirm");
     Ok(Json(proto::AgentJobDone { id: job.id, state: job.state.as_str().to_owned() }))
 }
 

@@ -163,3 +163,52 @@ pub fn optional_text(
     }
     Ok(Some(v.to_owned()))
 }
+
+/// A stored rotation policy.
+pub fn rotation_policy(p: latchkey_store::ScopedPolicy, tenant_slug: &str) -> proto::RotationPolicy {
+    let r = p.policy;
+    proto::RotationPolicy {
+        tenant: tenant_slug.to_owned(),
+        priority: p.group_id.as_ref().map(|_| p.priority),
+        group_id: p.group_id,
+        max_age_seconds: r.max_age.whole_seconds(),
+        length: r.length,
+        classes: r.classes.as_list(),
+        passphrase_words: r.passphrase_words,
+        history: r.history,
+        support_lifetime_seconds: r.support_lifetime.whole_seconds(),
+        poll_interval_seconds: r.poll_interval.whole_seconds(),
+        updated_at: p.updated_at,
+    }
+}
+
+/// A device job.
+pub fn device_job(j: latchkey_core::DeviceJob) -> proto::DeviceJob {
+    use latchkey_core::{JobCause, JobKind, JobState};
+    proto::DeviceJob {
+        id: j.id,
+        device_id: j.device_id,
+        kind: match j.kind {
+            JobKind::RotatePassword => proto::DeviceJobKind::RotatePassword,
+            JobKind::CreateSupportAccount => proto::DeviceJobKind::CreateSupportAccount,
+            JobKind::RemoveSupportAccount => proto::DeviceJobKind::RemoveSupportAccount,
+        },
+        state: match j.state {
+            JobState::Open => proto::DeviceJobState::Open,
+            JobState::Done => proto::DeviceJobState::Done,
+            JobState::Failed => proto::DeviceJobState::Failed,
+        },
+        cause: match j.cause {
+            JobCause::Initial => proto::DeviceJobCause::Initial,
+            JobCause::Age => proto::DeviceJobCause::Age,
+            JobCause::Expired => proto::DeviceJobCause::Expired,
+            JobCause::Requested => proto::DeviceJobCause::Requested,
+            JobCause::Reconcile => proto::DeviceJobCause::Reconcile,
+            JobCause::Lifetime => proto::DeviceJobCause::Lifetime,
+        },
+        account_id: j.account_id,
+        created_at: j.created_at,
+        updated_at: j.updated_at,
+        error: j.error,
+    }
+}

@@ -7,17 +7,21 @@ mod agent_jobs;
 mod agent_signed;
 mod audit;
 mod credentials;
+mod device_access;
 mod devices;
 mod directory;
 mod dto;
 mod health;
 mod keys;
+mod realmjoin;
+mod rotation_policy;
+mod support_account;
 mod tenants;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, header};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use latchkey_proto::ProblemCode;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -30,10 +34,14 @@ pub(crate) use agent::*;
 pub(crate) use agent_jobs::*;
 pub(crate) use audit::*;
 pub(crate) use credentials::*;
+pub(crate) use device_access::*;
 pub(crate) use devices::*;
 pub(crate) use directory::*;
 pub(crate) use health::*;
 pub(crate) use keys::*;
+pub(crate) use realmjoin::*;
+pub(crate) use rotation_policy::*;
+pub(crate) use support_account::*;
 pub(crate) use tenants::*;
 
 /// The whole application router.
@@ -44,6 +52,15 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/tenants/{tenant}", get(get_tenant))
         .route("/tenants/{tenant}/devices", get(list_devices).post(create_device))
         .route("/tenants/{tenant}/devices/{device_id}", get(get_device).delete(delete_device))
+        .route("/tenants/{tenant}/devices/{device_id}/rotate", post(rotate_device))
+        .route("/tenants/{tenant}/devices/{device_id}/jobs", get(list_device_jobs))
+        .route("/tenants/{tenant}/devices/{device_id}/password/reveal", post(reveal_device_password))
+        .route("/tenants/{tenant}/devices/{device_id}/password/history", get(device_password_history))
+        .route("/tenants/{tenant}/devices/{device_id}/support-account", post(request_device_support_account))
+        .route("/tenants/{tenant}/devices/{device_id}/support-account/reveal", post(reveal_device_support_account))
+        .route("/tenants/{tenant}/rotation-policy", put(set_tenant_rotation_policy))
+        .route("/tenants/{tenant}/rotation-policies", get(list_rotation_policies))
+        .route("/tenants/{tenant}/groups/{group_id}/rotation-policy", put(set_group_rotation_policy))
         .route("/tenants/{tenant}/enrollment-tokens", post(create_enrollment_token))
         .route("/tenants/{tenant}/groups", get(list_groups).post(create_group))
         .route("/tenants/{tenant}/groups/{group_id}", get(get_group))
@@ -62,6 +79,14 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/vault/keys/{key_id}", delete(retire_vault_key))
         .route("/vault/rewrap", post(rewrap_vault))
         .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+    // The RealmJoin-compatible LAPS API.
+    let external = Router::new()
+        .route("/api/external/LocalAdmin/RequestSupportAccount", post(realmjoin_request_support_account))
+        .route(
+            "/api/external/LocalAdmin/RetrieveSupportAccountPassword",
+            post(realmjoin_retrieve_support_account_password),
+        )
+        .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -73,6 +98,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/api/agent/v1/jobs/{job_id}/confirm", post(confirm_job))
         .route("/api/agent/v1/jobs/{job_id}/fail", post(fail_job))
         .nest("/api/v1", api)
+        .merge(external)
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::track))
         .fallback(|| async { problem_response(ProblemCode::NotFound, Some("no such route".into())) })
         .method_not_allowed_fallback(|| async {

@@ -3,9 +3,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod bad_input;
+mod device_access;
+mod device_agent;
 mod enrollment;
 mod flow;
 mod helpers;
+mod realmjoin;
 mod rotation;
 mod tenancy;
 mod tls;

@@ -13,6 +13,8 @@ mod api_client;
 mod audit;
 mod device;
 mod group;
+mod policy;
+mod support_account;
 mod tenant;
 mod token;
 mod user;
@@ -95,6 +97,24 @@ pub enum ClientCommand {
         #[command(subcommand)]
         cmd: device::DeviceCommand,
     },
+    /// Rotation policies of the tenant and of device groups.
+    Policy {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(flatten)]
+        tenant: TenantArg,
+        #[command(subcommand)]
+        cmd: policy::PolicyCommand,
+    },
+    /// Short-lived support accounts on devices.
+    SupportAccount {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(flatten)]
+        tenant: TenantArg,
+        #[command(subcommand)]
+        cmd: support_account::SupportAccountCommand,
+    },
     /// Groups of a tenant and their members.
     Group {
         #[command(flatten)]
@@ -162,6 +182,12 @@ pub async fn run(cmd: ClientCommand) -> Result<(), String> {
         ClientCommand::Tenant { conn, cmd } => tenant::run(&Ctx::connect(conn, true)?, cmd).await,
         ClientCommand::Device { conn, tenant, cmd } => {
             device::run(&Ctx::connect(conn, true)?, &tenant.tenant, cmd).await
+        }
+        ClientCommand::Policy { conn, tenant, cmd } => {
+            policy::run(&Ctx::connect(conn, true)?, &tenant.tenant, cmd).await
+        }
+        ClientCommand::SupportAccount { conn, tenant, cmd } => {
+            support_account::run(&Ctx::connect(conn, true)?, &tenant.tenant, cmd).await
         }
         ClientCommand::Group { conn, tenant, cmd } => group::run(&Ctx::connect(conn, true)?, &tenant.tenant, cmd).await,
         ClientCommand::User { conn, tenant, cmd } => user::run(&Ctx::connect(conn, true)?, &tenant.tenant, cmd).await,

@@ -5,6 +5,8 @@
 // uses every helper.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod device;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -29,6 +31,14 @@ const VARS: &[&str] = &[
     "LATCHKEY_TLS_KEY",
     "LATCHKEY_MAX_BODY_BYTES",
     "LATCHKEY_LOG_FORMAT",
+    "LATCHKEY_CRASH_AT",
+    "LATCHKEY_SERVER",
+    "LATCHKEY_ENROLL_TOKEN",
+    "LATCHKEY_AGENT_STATE_DIR",
+    "LATCHKEY_DEVICE_ID",
+    "LATCHKEY_AGENT_ACCOUNT",
+    "LATCHKEY_AGENT_ADMIN_GROUP",
+    "LATCHKEY_AGENT_ROOT",
 ];
 
 /// A running server; killed when dropped.
@@ -43,6 +53,8 @@ pub struct Server {
     pub work_dir: PathBuf,
     /// With TLS: the PEM certificate the server presents (self-signed, for 127.0.0.1).
     pub ca_cert: Option<PathBuf>,
+    /// Extra environment of the next (re)start of the server, e.g. a crash point.
+    pub serve_env: Vec<(String, String)>,
     tmp: tempfile::TempDir,
 }
 
@@ -107,8 +119,16 @@ impl Server {
             std::fs::write(tmp.path().join("key.pem"), cert.key_pair.serialize_pem()).expect("write key");
             tmp.path().join("cert.pem")
         });
-        let mut server =
-            Server { child: None, url: String::new(), data_dir, token: String::new(), work_dir, ca_cert, tmp };
+        let mut server = Server {
+            child: None,
+            url: String::new(),
+            data_dir,
+            token: String::new(),
+            work_dir,
+            ca_cert,
+            serve_env: Vec::new(),
+            tmp,
+        };
         server.boot();
         server.token = std::fs::read_to_string(server.data_dir.join("admin-token"))
             .expect("admin-token written on first start")
@@ -136,6 +156,7 @@ impl Server {
                     .arg("--tls-key")
                     .arg(self.tmp.path().join("key.pem"));
             }
+            cmd.envs(self.serve_env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
             let mut child = cmd
                 .env("LATCHKEY_LOG", "warn")
                 .current_dir(self.tmp.path())
@@ -193,6 +214,20 @@ impl Server {
         self.boot();
     }
 
+    /// Restart with `LATCHKEY_CRASH_AT=point` (or without a crash point for `None`).
+    pub fn restart_with_crash_point(&mut self, point: Option<&str>) {
+        self.serve_env.retain(|(k, _)| k != "LATCHKEY_CRASH_AT");
+        if let Some(p) = point {
+            self.serve_env.push(("LATCHKEY_CRASH_AT".into(), p.into()));
+        }
+        self.restart();
+    }
+
+    /// Whether the server process has ended (e.g. aborted at a crash point).
+    pub fn has_exited(&mut self) -> bool {
+        self.child.as_mut().is_none_or(|c| c.try_wait().expect("try_wait").is_some())
+    }
+
     /// The temporary directory holding `latchkey-data` and `work`.
     pub fn tmp_path(&self) -> &Path {
         self.tmp.path()
@@ -205,6 +240,8 @@ impl Server {
             cmd.env_remove(v);
         }
         cmd.env("LATCHKEY_URL", &self.url).current_dir(&self.work_dir);
+        // An agent run without `--root` must never reach the machine's own accounts.
+        cmd.env("LATCHKEY_AGENT_ROOT", self.tmp.path().join("no-account-root"));
         cmd
     }
 
@@ -234,6 +271,34 @@ impl Server {
         let mut all = args.to_vec();
         all.push("--json");
         self.run(&all).ok().json()
+    }
+}
+
+impl Server {
+    /// A request to the native API with the admin token (plain HTTP only): the status and the
+    /// body parsed as JSON (`null` when empty).
+    pub fn api(&self, method: &str, path: &str, body: Option<&serde_json::Value>) -> (u16, serde_json::Value) {
+        let host = self.url.strip_prefix("http://").expect("api() needs a plain HTTP server");
+        let mut stream = TcpStream::connect(host).expect("connect to the server");
+        stream.set_read_timeout(Some(Duration::from_secs(30))).expect("read timeout");
+        let payload = body.map(|b| serde_json::to_vec(b).expect("encode the body")).unwrap_or_default();
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n",
+            self.token,
+            payload.len()
+        );
+        stream.write_all(head.as_bytes()).expect("send the request");
+        stream.write_all(&payload).expect("send the body");
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).expect("read the answer");
+        let text = String::from_utf8(answer).expect("utf-8 answer");
+        let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP answer");
+        let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("a status line");
+        assert!(!head.to_ascii_lowercase().contains("transfer-encoding: chunked"), "chunked answer: {head}");
+        let json =
+            if body.trim().is_empty() { serde_json::Value::Null } else { serde_json::from_str(body).expect("JSON") };
+        (status, json)
     }
 }
 
