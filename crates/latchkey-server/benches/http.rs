@@ -48,26 +48,27 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::client::conn::http1::SendRequest;
 use hyper::{Method, Request, StatusCode, header};
-use hyper_util::rt::TokioIo;
 use latchkey_client::{AuditQuery, Client};
 use latchkey_proto as proto;
-use latchkey_server::{Config, ConfigLayer, SystemClock};
 use secrecy::ExposeSecret;
 
-const WARMUP: Duration = Duration::from_secs(1);
+use common::{
+    CpuDelta, CpuSnapshot, WARMUP, WorkerStats, concurrency_from_env, env, exchange, fmt_count, fmt_latency,
+    measure_from_env, percentile, reconnect, snippet, start_server,
+};
+
 const REVEAL_BODY: &[u8] = br#"{"reason":"bench"}"#;
-/// Error messages kept per scenario (the count is always complete).
-const MAX_ERROR_SAMPLES: usize = 5;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum ClientKind {
@@ -90,29 +91,10 @@ struct Settings {
     loadgen: LoadRuntime,
 }
 
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
-}
-
 impl Settings {
     fn from_env() -> Result<Self, String> {
-        let secs: f64 = match env("LATCHKEY_BENCH_SECS") {
-            Some(s) => s.parse().map_err(|_| format!("LATCHKEY_BENCH_SECS: `{s}` is not a number of seconds"))?,
-            None => 5.0,
-        };
-        if !(secs > 0.0 && secs <= 3600.0) {
-            return Err("LATCHKEY_BENCH_SECS must be between 0 and 3600".into());
-        }
-        let concurrency = match env("LATCHKEY_BENCH_CONCURRENCY") {
-            Some(s) => s
-                .split(',')
-                .map(|c| match c.trim().parse::<usize>() {
-                    Ok(n) if (1..=4096).contains(&n) => Ok(n),
-                    _ => Err(format!("LATCHKEY_BENCH_CONCURRENCY: `{c}` is not a number between 1 and 4096")),
-                })
-                .collect::<Result<Vec<_>, _>>()?,
-            None => vec![1, 32],
-        };
+        let measure = measure_from_env(3600.0)?;
+        let concurrency = concurrency_from_env(&[1, 32])?;
         let scenarios = match env("LATCHKEY_BENCH_SCENARIOS") {
             Some(s) => s
                 .split(',')
@@ -134,14 +116,7 @@ impl Settings {
             Some("separate") => LoadRuntime::Separate,
             Some(o) => return Err(format!("LATCHKEY_BENCH_LOADGEN: `{o}` is not shared or separate")),
         };
-        Ok(Self {
-            measure: Duration::from_secs_f64(secs),
-            concurrency,
-            pg_url: env("LATCHKEY_BENCH_PG_URL"),
-            scenarios,
-            client,
-            loadgen,
-        })
+        Ok(Self { measure, concurrency, pg_url: env("LATCHKEY_BENCH_PG_URL"), scenarios, client, loadgen })
     }
 }
 
@@ -186,78 +161,18 @@ impl Scenario {
     }
 }
 
-/// What one worker saw.
-#[derive(Default)]
-struct WorkerStats {
-    /// 200 answers inside the measured window.
-    measured_ok: u64,
-    /// 200 answers including the warm-up (each successful reveal is one audit event).
-    total_ok: u64,
-    /// Latencies of the measured 200 answers, in nanoseconds.
-    latencies: Vec<u64>,
-    errors: u64,
-    error_samples: Vec<String>,
-}
-
-impl WorkerStats {
-    fn success(&mut self, measured: bool, latency: Duration) {
-        self.total_ok += 1;
-        if measured {
-            self.measured_ok += 1;
-            self.latencies.push(latency.as_nanos() as u64);
-        }
-    }
-
-    fn error(&mut self, message: String) {
-        self.errors += 1;
-        if self.error_samples.len() < MAX_ERROR_SAMPLES {
-            self.error_samples.push(message);
-        }
-    }
-}
-
-fn snippet(body: &[u8]) -> String {
-    String::from_utf8_lossy(body).chars().take(200).collect()
-}
-
-async fn hyper_connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>, String> {
-    let stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| format!("connect: {e}"))?;
-    stream.set_nodelay(true).map_err(|e| format!("nodelay: {e}"))?;
-    let (sender, conn) =
-        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| format!("handshake: {e}"))?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(sender)
-}
-
 async fn hyper_worker(addr: SocketAddr, sc: Arc<Scenario>, warm_end: Instant, end: Instant) -> WorkerStats {
-    let mut st = WorkerStats { latencies: Vec::with_capacity(16 * 1024), ..Default::default() };
+    let mut st = WorkerStats::with_capacity(16 * 1024);
     let mut sender: Option<SendRequest<Full<Bytes>>> = None;
     loop {
-        if sender.is_none() {
-            match hyper_connect(addr).await {
-                Ok(s) => sender = Some(s),
-                Err(e) => {
-                    st.error(e);
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-            }
-        }
+        reconnect(&mut sender, addr, &mut st).await;
         let start = Instant::now();
         if start >= end {
             break;
         }
         let Some(s) = sender.as_mut() else { continue };
         let req = sc.hyper_request();
-        let outcome = async {
-            s.ready().await?;
-            let resp = s.send_request(req).await?;
-            let status = resp.status();
-            let body = resp.into_body().collect().await?.to_bytes();
-            Ok::<_, hyper::Error>((status, body))
-        }
-        .await;
+        let outcome = exchange(s, req).await;
         let latency = start.elapsed();
         match outcome {
             Ok((StatusCode::OK, _)) => st.success(start >= warm_end, latency),
@@ -272,7 +187,7 @@ async fn hyper_worker(addr: SocketAddr, sc: Arc<Scenario>, warm_end: Instant, en
 }
 
 async fn reqwest_worker(base: String, sc: Arc<Scenario>, warm_end: Instant, end: Instant) -> WorkerStats {
-    let mut st = WorkerStats { latencies: Vec::with_capacity(16 * 1024), ..Default::default() };
+    let mut st = WorkerStats::with_capacity(16 * 1024);
     let client =
         reqwest::Client::builder().pool_max_idle_per_host(1).tcp_nodelay(true).build().expect("a reqwest client");
     let url = format!("{base}{}", sc.path);
@@ -318,14 +233,6 @@ struct ScenarioResult {
     cpu: CpuDelta,
 }
 
-fn percentile(sorted: &[u64], p: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
 async fn run_scenario(
     load: &tokio::runtime::Handle,
     settings: &Settings,
@@ -351,16 +258,7 @@ async fn run_scenario(
     let cpu_end = CpuSnapshot::take();
     let mut all = WorkerStats::default();
     for h in handles {
-        let st = h.await.expect("a load worker panicked");
-        all.measured_ok += st.measured_ok;
-        all.total_ok += st.total_ok;
-        all.latencies.extend(st.latencies);
-        all.errors += st.errors;
-        for s in st.error_samples {
-            if all.error_samples.len() < MAX_ERROR_SAMPLES {
-                all.error_samples.push(s);
-            }
-        }
+        all.merge(h.await.expect("a load worker panicked"));
     }
     all.latencies.sort_unstable();
     ScenarioResult {
@@ -375,98 +273,6 @@ async fn run_scenario(
         error_samples: all.error_samples,
         cpu: cpu_end.since(&cpu_start),
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// CPU time per thread group, from /proc (Linux only; empty elsewhere).
-
-/// CPU ticks (user, system) per thread id, with the thread's name, and the busy ticks of the
-/// whole machine (all CPUs).
-struct CpuSnapshot(BTreeMap<u32, (String, u64, u64)>, u64);
-
-/// CPU seconds (user + system) per thread group, of which system, and of the busiest single
-/// thread over a window.
-struct CpuDelta {
-    groups: BTreeMap<String, f64>,
-    system: f64,
-    busiest: Option<(String, f64)>,
-    /// CPU seconds that other processes (and the kernel outside this process) used.
-    others: f64,
-}
-
-fn clock_ticks_per_sec() -> f64 {
-    // USER_HZ is 100 on every Linux architecture Latchkey runs on.
-    100.0
-}
-
-impl CpuSnapshot {
-    fn take() -> Self {
-        let mut map = BTreeMap::new();
-        // The first line of /proc/stat: `cpu user nice system idle iowait irq softirq steal ...`.
-        let machine = std::fs::read_to_string("/proc/stat")
-            .ok()
-            .and_then(|s| s.lines().next().map(str::to_owned))
-            .map(|l| {
-                let f: Vec<u64> = l.split_whitespace().skip(1).map(|v| v.parse().unwrap_or(0)).collect();
-                [0, 1, 2, 5, 6, 7].iter().map(|&i| f.get(i).copied().unwrap_or(0)).sum()
-            })
-            .unwrap_or(0);
-        let Ok(dir) = std::fs::read_dir("/proc/self/task") else { return Self(map, machine) };
-        for entry in dir.flatten() {
-            let Some(tid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
-            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
-            // Format: `tid (comm) state ...`; comm may hold spaces, so split at the last ')'.
-            let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
-            let comm = stat[open + 1..close].to_owned();
-            let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-            // After the comm: state is field 3, utime 14, stime 15 (1-based, whole line).
-            let (Some(utime), Some(stime)) = (fields.get(11), fields.get(12)) else { continue };
-            map.insert(tid, (comm, utime.parse().unwrap_or(0), stime.parse().unwrap_or(0)));
-        }
-        Self(map, machine)
-    }
-
-    fn since(&self, before: &CpuSnapshot) -> CpuDelta {
-        let mut groups: BTreeMap<String, f64> = BTreeMap::new();
-        let mut busiest: Option<(String, f64)> = None;
-        let mut system = 0.0;
-        for (tid, (comm, user, sys)) in &self.0 {
-            let (prev_user, prev_sys) = before.0.get(tid).map(|(_, u, s)| (*u, *s)).unwrap_or((0, 0));
-            let sys_secs = sys.saturating_sub(prev_sys) as f64 / clock_ticks_per_sec();
-            system += sys_secs;
-            let secs = user.saturating_sub(prev_user) as f64 / clock_ticks_per_sec() + sys_secs;
-            if secs <= 0.0 {
-                continue;
-            }
-            let group = comm.trim_end_matches(|c: char| c.is_ascii_digit() || c == '-').to_owned();
-            *groups.entry(group).or_default() += secs;
-            if busiest.as_ref().is_none_or(|(_, b)| secs > *b) {
-                busiest = Some((format!("{comm} (tid {tid})"), secs));
-            }
-        }
-        let own: f64 = groups.values().sum();
-        let machine = self.1.saturating_sub(before.1) as f64 / clock_ticks_per_sec();
-        CpuDelta { groups, system, busiest, others: (machine - own).max(0.0) }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-
-fn fmt_latency(nanos: u64) -> String {
-    let us = nanos as f64 / 1000.0;
-    if us < 1000.0 { format!("{us:.0} µs") } else { format!("{:.2} ms", us / 1000.0) }
-}
-
-fn fmt_count(n: f64) -> String {
-    let s = format!("{n:.0}");
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 struct Setup {
@@ -569,27 +375,14 @@ fn main() -> ExitCode {
 
 async fn run(settings: &Settings, load: &tokio::runtime::Handle) -> ExitCode {
     let data = tempfile::tempdir().expect("a temporary directory");
-    let layer = ConfigLayer {
-        data_dir: Some(data.path().to_owned()),
-        listen: Some("127.0.0.1:0".into()),
-        database_url: settings.pg_url.clone(),
-        ..Default::default()
-    };
-    let config = match Config::resolve(layer) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: configuration: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     let backend = match &settings.pg_url {
         Some(_) => "PostgreSQL (LATCHKEY_BENCH_PG_URL)".to_owned(),
         None => "SQLite (embedded, WAL, synchronous=FULL)".to_owned(),
     };
-    let server = match latchkey_server::start(config, Arc::new(SystemClock)).await {
+    let server = match start_server(data.path(), settings.pg_url.clone()).await {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: the server did not start: {e}");
+            eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -703,30 +496,9 @@ async fn run(settings: &Settings, load: &tokio::runtime::Handle) -> ExitCode {
     // Where the CPU went.
     println!();
     println!("CPU time per request over the measured window (all threads of this process; 2 cores = 2 s per s):");
+    let others_note = if settings.pg_url.is_some() { " (PostgreSQL included)" } else { "" };
     for r in &results {
-        let total: f64 = r.cpu.groups.values().sum();
-        let per_req = |secs: f64| if r.requests > 0 { secs * 1e6 / r.requests as f64 } else { 0.0 };
-        let mut parts: Vec<(String, f64)> = r.cpu.groups.iter().map(|(g, s)| (g.clone(), *s)).collect();
-        parts.sort_by(|a, b| b.1.total_cmp(&a.1));
-        let parts: Vec<String> = parts.iter().map(|(g, s)| format!("{g} {:.1}", per_req(*s))).collect();
-        println!(
-            "  {:<30} c={:<3} {:>6.1} µs/req ({:.2} cores, {:.0}% system): {}",
-            r.kind.name(),
-            r.concurrency,
-            per_req(total),
-            total / settings.measure.as_secs_f64(),
-            if total > 0.0 { 100.0 * r.cpu.system / total } else { 0.0 },
-            parts.join(", ")
-        );
-        if let Some((name, secs)) = &r.cpu.busiest {
-            println!(
-                "  {:<30}       busiest thread: {name} {:.2} cores; other processes{}: {:.2} cores",
-                "",
-                secs / settings.measure.as_secs_f64(),
-                if settings.pg_url.is_some() { " (PostgreSQL included)" } else { "" },
-                r.cpu.others / settings.measure.as_secs_f64()
-            );
-        }
+        r.cpu.print(r.kind.name(), r.concurrency, r.requests, settings.measure, others_note);
     }
 
     // Other load on the machine skews the figures: say so.

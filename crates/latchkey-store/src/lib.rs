@@ -115,6 +115,8 @@ async fn sqlite_pool(url: &str, size: u32, read_only: bool) -> Result<AnyPool, S
         .max_connections(size)
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(30))
+        // An embedded file does not drop connections: skip the ping before every query.
+        .test_before_acquire(false)
         .after_connect(move |conn, _meta| {
             Box::pin(async move {
                 conn.execute("PRAGMA busy_timeout = 10000").await?;
