@@ -41,10 +41,7 @@ impl Admin {
 
     /// An audit event by this admin, with the request's facts.
     pub fn event(&self, state: &AppState, action: Action, object_type: ObjectType) -> NewAuditEvent {
-        let mut e = NewAuditEvent::new(state.clock().now(), self.actor(), action, object_type);
-        e.client_addr = self.facts.client_addr.clone();
-        e.request_id = self.facts.request_id.clone();
-        e
+        self.facts.event(state.clock().now(), self.actor(), action, object_type)
     }
 
     /// The tenant named by a path slug, if this token may act on it. A tenant the token may

@@ -71,6 +71,22 @@ pub struct RequestFacts {
     pub request_id: Option<String>,
 }
 
+impl RequestFacts {
+    /// An audit event by `actor` at `at`, carrying this request's client address and id.
+    pub fn event(
+        &self,
+        at: time::OffsetDateTime,
+        actor: String,
+        action: latchkey_core::Action,
+        object_type: latchkey_core::ObjectType,
+    ) -> latchkey_core::NewAuditEvent {
+        let mut e = latchkey_core::NewAuditEvent::new(at, actor, action, object_type);
+        e.client_addr = self.client_addr.clone();
+        e.request_id = self.request_id.clone();
+        e
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for RequestFacts {
     type Rejection = std::convert::Infallible;
 

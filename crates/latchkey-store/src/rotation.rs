@@ -247,7 +247,7 @@ impl Store {
                     if let Some(cause) = c.rotate
                         && !has_open_job(conn, &c.device_id, JobKind::RotatePassword, None).await?
                     {
-                        let job = insert_job(conn, &c, JobKind::RotatePassword, cause, None, now).await?;
+                        let job = insert_job(conn, (&c.tenant_id, &c.device_id), JobKind::RotatePassword, cause, None, now).await?;
                         events.push(job_event(&template, Action::RotationRequest, &job));
                         queued.push((job, None));
                     }
@@ -258,7 +258,7 @@ impl Store {
                         let name = account_name(conn, account_id).await?;
                         let job = insert_job(
                             conn,
-                            &c,
+                            (&c.tenant_id, &c.device_id),
                             JobKind::RemoveSupportAccount,
                             JobCause::Lifetime,
                             Some(account_id.clone()),
@@ -470,23 +470,19 @@ impl Store {
         self.writer
             .change_audited(move |conn: &mut AnyConnection| {
                 Box::pin(async move {
-                    crate::directory::require_in_tenant(
-                        conn,
-                        "SELECT 1 FROM devices WHERE tenant_id = $1 AND id = $2",
-                        &tenant_id,
-                        &device_id,
-                    )
-                    .await?;
-                    if let Some(job) = open_jobs(&mut *conn, &device_id)
-                        .await?
-                        .into_iter()
-                        .map(|(j, _)| j)
-                        .find(|j| j.kind == JobKind::RotatePassword)
-                    {
+                    require_device(conn, &tenant_id, &device_id).await?;
+                    if let Some(job) = open_job_of_kind(conn, &device_id, JobKind::RotatePassword).await? {
                         return Ok((job, Vec::new()));
                     }
-                    let c = job_scope(&tenant_id, &device_id);
-                    let job = insert_job(conn, &c, JobKind::RotatePassword, JobCause::Requested, None, now).await?;
+                    let job = insert_job(
+                        conn,
+                        (&tenant_id, &device_id),
+                        JobKind::RotatePassword,
+                        JobCause::Requested,
+                        None,
+                        now,
+                    )
+                    .await?;
                     let event = event.object(job.id.clone()).details(&serde_json::json!({
                         "device": device_id, "cause": JobCause::Requested.as_str()
                     }));
@@ -509,32 +505,27 @@ impl Store {
         self.writer
             .change_audited(move |conn: &mut AnyConnection| {
                 Box::pin(async move {
-                    crate::directory::require_in_tenant(
-                        conn,
-                        "SELECT 1 FROM devices WHERE tenant_id = $1 AND id = $2",
-                        &tenant_id,
-                        &device_id,
-                    )
-                    .await?;
+                    require_device(conn, &tenant_id, &device_id).await?;
                     let (answer, details) = if live_support(&mut *conn, &device_id, now).await?.is_some() {
                         (
                             SupportRequest::Ready,
                             serde_json::json!({ "device": device_id, "queued": false, "ready": true }),
                         )
-                    } else if let Some(job) = open_jobs(&mut *conn, &device_id)
-                        .await?
-                        .into_iter()
-                        .map(|(j, _)| j)
-                        .find(|j| j.kind == JobKind::CreateSupportAccount)
-                    {
+                    } else if let Some(job) = open_job_of_kind(conn, &device_id, JobKind::CreateSupportAccount).await? {
                         (
                             SupportRequest::AlreadyQueued(job.id.clone()),
                             serde_json::json!({ "device": device_id, "queued": false, "job": job.id }),
                         )
                     } else {
-                        let c = job_scope(&tenant_id, &device_id);
-                        let job =
-                            insert_job(conn, &c, JobKind::CreateSupportAccount, JobCause::Requested, None, now).await?;
+                        let job = insert_job(
+                            conn,
+                            (&tenant_id, &device_id),
+                            JobKind::CreateSupportAccount,
+                            JobCause::Requested,
+                            None,
+                            now,
+                        )
+                        .await?;
                         (
                             SupportRequest::Queued(job.id.clone()),
                             serde_json::json!({ "device": device_id, "queued": true, "job": job.id }),
@@ -603,20 +594,6 @@ macro_rules! select_jobs {
     };
 }
 use select_jobs;
-
-fn job_scope(tenant_id: &str, device_id: &str) -> CheckInWrite {
-    CheckInWrite {
-        device_id: device_id.to_owned(),
-        tenant_id: tenant_id.to_owned(),
-        nonce: String::new(),
-        nonce_expires_at: OffsetDateTime::UNIX_EPOCH,
-        reported_version: None,
-        poll_interval_secs: 0,
-        confirm: None,
-        rotate: None,
-        remove_support: Vec::new(),
-    }
-}
 
 fn job_event(template: &NewAuditEvent, action: Action, job: &DeviceJob) -> NewAuditEvent {
     template.sibling(action, ObjectType::DeviceJob).tenant(job.tenant_id.clone()).object(job.id.clone()).details(
@@ -787,6 +764,26 @@ async fn open_job(conn: &mut AnyConnection, device_id: &str, job_id: &str) -> Re
     job_from_row(&row).map(|(j, _)| j)
 }
 
+/// `NotFound` unless the device is in the tenant.
+async fn require_device(conn: &mut AnyConnection, tenant_id: &str, device_id: &str) -> Result<(), StoreError> {
+    crate::directory::require_in_tenant(
+        conn,
+        "SELECT 1 FROM devices WHERE tenant_id = $1 AND id = $2",
+        tenant_id,
+        device_id,
+    )
+    .await
+}
+
+/// The device's oldest open job of a kind.
+async fn open_job_of_kind(
+    conn: &mut AnyConnection,
+    device_id: &str,
+    kind: JobKind,
+) -> Result<Option<DeviceJob>, StoreError> {
+    Ok(open_jobs(&mut *conn, device_id).await?.into_iter().map(|(j, _)| j).find(|j| j.kind == kind))
+}
+
 async fn has_open_job(
     conn: &mut AnyConnection,
     device_id: &str,
@@ -808,7 +805,7 @@ async fn has_open_job(
 
 async fn insert_job(
     conn: &mut AnyConnection,
-    c: &CheckInWrite,
+    (tenant_id, device_id): (&str, &str),
     kind: JobKind,
     cause: JobCause,
     account_id: Option<String>,
@@ -816,8 +813,8 @@ async fn insert_job(
 ) -> Result<DeviceJob, StoreError> {
     let job = DeviceJob {
         id: uuid::Uuid::new_v4().to_string(),
-        tenant_id: c.tenant_id.clone(),
-        device_id: c.device_id.clone(),
+        tenant_id: tenant_id.to_owned(),
+        device_id: device_id.to_owned(),
         kind,
         state: JobState::Open,
         cause,

@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use latchkey_core::{Action, DeviceId, DisplayName, NewAuditEvent, ObjectType};
+use latchkey_core::{Action, DeviceId, DisplayName, ObjectType};
 use latchkey_crypto::DeviceVerifyingKey;
 use latchkey_proto as proto;
 use latchkey_proto::ProblemCode;
@@ -101,9 +101,7 @@ pub async fn enroll(
         .map_err(|_| ApiError::invalid("publicKey is not a base64url Ed25519 public key"))?;
     let token_hash = state.keyring().keyed_hash(ENROLLMENT_LABEL, body.token.as_bytes());
     let now = state.clock().now();
-    let mut event = NewAuditEvent::new(now, format!("agent:{device_id}"), Action::DeviceEnroll, ObjectType::Device);
-    event.client_addr = facts.client_addr;
-    event.request_id = facts.request_id;
+    let event = facts.event(now, format!("agent:{device_id}"), Action::DeviceEnroll, ObjectType::Device);
     let enrollment = Enrollment {
         device_id: device_id.to_string(),
         hostname_key: hostname.key(),

@@ -46,11 +46,9 @@ impl<T> SignedRequest<T> {
 
     /// The audit event template of this agent's actions.
     pub fn event(&self, state: &AppState, action: Action, object_type: ObjectType) -> NewAuditEvent {
-        let mut e = NewAuditEvent::new(state.clock().now(), format!("agent:{}", self.device.id), action, object_type)
-            .tenant(self.device.tenant_id.clone());
-        e.client_addr = self.facts.client_addr.clone();
-        e.request_id = self.facts.request_id.clone();
-        e
+        self.facts
+            .event(state.clock().now(), format!("agent:{}", self.device.id), action, object_type)
+            .tenant(self.device.tenant_id.clone())
     }
 
     /// Spend the nonce (a replay is refused). Called after the body is validated, so a

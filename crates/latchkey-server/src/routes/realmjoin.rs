@@ -130,11 +130,9 @@ fn event(
     action: Action,
     object: ObjectType,
 ) -> NewAuditEvent {
-    let mut e = NewAuditEvent::new(state.clock().now(), format!("api-client:{}", client.id), action, object)
-        .tenant(client.tenant_id.clone());
-    e.client_addr = facts.client_addr.clone();
-    e.request_id = facts.request_id.clone();
-    e
+    facts
+        .event(state.clock().now(), format!("api-client:{}", client.id), action, object)
+        .tenant(client.tenant_id.clone())
 }
 
 /// `RequestSupportAccount`: queue a support account on the device (nothing new while one is

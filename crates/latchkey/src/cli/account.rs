@@ -112,7 +112,8 @@ fn kind_name(k: proto::AccountKind) -> &'static str {
     }
 }
 
-fn state_name(s: proto::SecretState) -> &'static str {
+/// How a secret version's state is shown.
+pub(super) fn state_name(s: proto::SecretState) -> &'static str {
     match s {
         proto::SecretState::Pending => "pending",
         proto::SecretState::Active => "active",

@@ -221,7 +221,7 @@ pub async fn run(ctx: &Ctx, tenant: &str, cmd: DeviceCommand) -> Result<(), Stri
                 .map(|v| {
                     vec![
                         v.version.to_string(),
-                        secret_state(v.state).to_owned(),
+                        super::account::state_name(v.state).to_owned(),
                         output::time(v.created_at),
                         opt_time(v.expires_at),
                     ]
@@ -264,14 +264,6 @@ fn job_cause(c: proto::DeviceJobCause) -> &'static str {
         proto::DeviceJobCause::Requested => "requested",
         proto::DeviceJobCause::Reconcile => "reconcile",
         proto::DeviceJobCause::Lifetime => "lifetime",
-    }
-}
-
-fn secret_state(s: proto::SecretState) -> &'static str {
-    match s {
-        proto::SecretState::Pending => "pending",
-        proto::SecretState::Active => "active",
-        proto::SecretState::Retired => "retired",
     }
 }
 
