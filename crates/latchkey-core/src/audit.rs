@@ -40,11 +40,22 @@ pub enum Action {
     SupportAccountCreate,
     SupportAccountRemove,
     SupportAccountFail,
+    TargetCreate,
+    TargetUpdate,
+    TargetMove,
+    TargetDelete,
+    TargetImport,
+    DirectorySync,
+    UserPasswordSet,
+    SignIn,
+    SignOut,
+    UserDelete,
+    GroupDelete,
 }
 
 impl Action {
     /// Every action, for parsing and documentation.
-    pub const ALL: [Action; 27] = [
+    pub const ALL: [Action; 38] = [
         Action::TenantCreate,
         Action::DeviceCreate,
         Action::DeviceDelete,
@@ -72,6 +83,17 @@ impl Action {
         Action::SupportAccountCreate,
         Action::SupportAccountRemove,
         Action::SupportAccountFail,
+        Action::TargetCreate,
+        Action::TargetUpdate,
+        Action::TargetMove,
+        Action::TargetDelete,
+        Action::TargetImport,
+        Action::DirectorySync,
+        Action::UserPasswordSet,
+        Action::SignIn,
+        Action::SignOut,
+        Action::UserDelete,
+        Action::GroupDelete,
     ];
 
     /// The dotted name stored and shown.
@@ -104,6 +126,17 @@ impl Action {
             Action::SupportAccountCreate => "support_account.create",
             Action::SupportAccountRemove => "support_account.remove",
             Action::SupportAccountFail => "support_account.fail",
+            Action::TargetCreate => "target.create",
+            Action::TargetUpdate => "target.update",
+            Action::TargetMove => "target.move",
+            Action::TargetDelete => "target.delete",
+            Action::TargetImport => "target.import",
+            Action::DirectorySync => "directory.sync",
+            Action::UserPasswordSet => "user.password.set",
+            Action::SignIn => "sign_in",
+            Action::SignOut => "sign_out",
+            Action::UserDelete => "user.delete",
+            Action::GroupDelete => "group.delete",
         }
     }
 
@@ -127,10 +160,13 @@ pub enum ObjectType {
     EnrollmentToken,
     RotationPolicy,
     DeviceJob,
+    Target,
+    Directory,
+    Session,
 }
 
 impl ObjectType {
-    const ALL: [ObjectType; 11] = [
+    const ALL: [ObjectType; 14] = [
         ObjectType::Tenant,
         ObjectType::Device,
         ObjectType::Group,
@@ -142,6 +178,9 @@ impl ObjectType {
         ObjectType::EnrollmentToken,
         ObjectType::RotationPolicy,
         ObjectType::DeviceJob,
+        ObjectType::Target,
+        ObjectType::Directory,
+        ObjectType::Session,
     ];
 
     /// The stored name.
@@ -158,6 +197,9 @@ impl ObjectType {
             ObjectType::EnrollmentToken => "enrollment_token",
             ObjectType::RotationPolicy => "rotation_policy",
             ObjectType::DeviceJob => "device_job",
+            ObjectType::Target => "target",
+            ObjectType::Directory => "directory",
+            ObjectType::Session => "session",
         }
     }
 

@@ -6,6 +6,7 @@ pub mod clock;
 pub mod faults;
 pub mod model;
 pub mod names;
+pub mod principal;
 pub mod rotation;
 pub mod timespan;
 
@@ -13,5 +14,6 @@ pub use audit::{Action, AuditEvent, ChainBreak, ChainHead, ChainVerifier, NewAud
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use faults::crashpoint;
 pub use names::{ContainerDn, DeviceId, DisplayName, NameError, Reason, TenantSlug};
+pub use principal::{Principal, PrincipalForm};
 pub use rotation::{CharClasses, DeviceJob, JobCause, JobKind, JobState, RotationPolicy};
 pub use timespan::{TimeSpan, TimeSpanError};
