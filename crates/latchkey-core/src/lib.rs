@@ -1,11 +1,13 @@
 //! Latchkey domain: parsed names and identifiers, the records the store keeps, typed audit
 //! events with their hash chain, and the clock. No I/O lives here.
 
+pub mod access;
 pub mod audit;
 pub mod clock;
 pub mod faults;
 pub mod model;
 pub mod names;
+pub mod notification;
 pub mod principal;
 pub mod rotation;
 pub mod timespan;
@@ -14,6 +16,7 @@ pub use audit::{Action, AuditEvent, ChainBreak, ChainHead, ChainVerifier, NewAud
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use faults::crashpoint;
 pub use names::{ContainerDn, DeviceId, DisplayName, NameError, Reason, TenantSlug};
+pub use notification::{Channel, EmailAddress, EmailError, Notification, PasswordReadNotice};
 pub use principal::{Principal, PrincipalForm};
 pub use rotation::{CharClasses, DeviceJob, JobCause, JobKind, JobState, RotationPolicy};
 pub use timespan::{TimeSpan, TimeSpanError};

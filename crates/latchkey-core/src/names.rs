@@ -150,6 +150,39 @@ impl ContainerDn {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The comparison key: each `attribute=value` trimmed and lower-cased, joined by commas.
+    /// `OU=Workstations, DC=Dev1,DC=local` and `ou=workstations,dc=dev1,dc=local` share a key.
+    pub fn key(&self) -> String {
+        dn_key(&self.0)
+    }
+
+    /// The keys of this DN and every DN above it, nearest first: for `OU=a,DC=x,DC=y` that is
+    /// `ou=a,dc=x,dc=y`, `dc=x,dc=y` and `dc=y`.
+    pub fn ancestor_keys(&self) -> Vec<String> {
+        let key = self.key();
+        let rdns = split_dn(&key);
+        let mut out = Vec::with_capacity(rdns.len());
+        let mut offset = 0;
+        for rdn in &rdns {
+            out.push(key[offset..].to_owned());
+            offset += rdn.len() + 1;
+        }
+        out
+    }
+}
+
+/// The comparison key of a DN text (see [`ContainerDn::key`]); text that is not a DN is only
+/// lower-cased and trimmed.
+pub fn dn_key(dn: &str) -> String {
+    split_dn(dn.trim())
+        .iter()
+        .map(|rdn| match rdn.split_once('=') {
+            Some((attr, value)) => format!("{}={}", attr.trim().to_lowercase(), value.trim().to_lowercase()),
+            None => rdn.trim().to_lowercase(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Trimmed text of 1..=`max` characters with no control characters.
@@ -241,6 +274,17 @@ mod tests {
         assert!(ContainerDn::parse("Workstations").is_err());
         assert!(ContainerDn::parse("OU=,DC=x").is_err());
         assert!(ContainerDn::parse("OU=a,,DC=x").is_err());
+    }
+
+    #[test]
+    fn dn_keys_ignore_case_and_spacing() {
+        let a = ContainerDn::parse("OU=Workstations, DC=Dev1,DC=local").unwrap();
+        let b = ContainerDn::parse("ou=workstations,dc=dev1 , dc=LOCAL").unwrap();
+        assert_eq!(a.key(), "ou=workstations,dc=dev1,dc=local");
+        assert_eq!(a.key(), b.key());
+        assert_eq!(a.ancestor_keys(), vec!["ou=workstations,dc=dev1,dc=local", "dc=dev1,dc=local", "dc=local"]);
+        let escaped = ContainerDn::parse("OU=Smith\\, John,DC=x").unwrap();
+        assert_eq!(escaped.ancestor_keys(), vec!["ou=smith\\, john,dc=x", "dc=x"]);
     }
 
     #[test]

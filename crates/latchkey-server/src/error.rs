@@ -45,6 +45,7 @@ impl ApiError {
             StoreError::NotFound => ApiError::not_found(what),
             StoreError::Conflict(why) => ApiError::Client(ProblemCode::Conflict, format!("{what}: {why}")),
             StoreError::Unavailable(m) => ApiError::Unavailable(m),
+            StoreError::Invalid(why) => ApiError::invalid(why),
             StoreError::CommitFailed => ApiError::Unavailable("commit failed".into()),
             StoreError::UnsupportedUrl
             | StoreError::Migrate(_)

@@ -8,6 +8,7 @@ use sqlx::any::AnyRow;
 use time::OffsetDateTime;
 
 use crate::rows::{get, time};
+use crate::targets::bump_access_generation;
 use crate::{Store, StoreError};
 
 /// A group to create.
@@ -51,7 +52,7 @@ impl Store {
                          VALUES ($1, $2, $3, $4, $5, $6)",
                     )
                     .bind(g.id)
-                    .bind(g.tenant_id)
+                    .bind(g.tenant_id.clone())
                     .bind(g.name)
                     .bind(g.name_key)
                     .bind(g.description)
@@ -59,6 +60,7 @@ impl Store {
                     .execute(&mut *conn)
                     .await
                     .map_err(StoreError::db)?;
+                    bump_access_generation(conn, &g.tenant_id).await?;
                     Ok(out)
                 })
             })
@@ -141,7 +143,7 @@ impl Store {
                         .execute(&mut *conn)
                         .await
                         .map_err(StoreError::db)?;
-                    Ok(())
+                    bump_access_generation(conn, &tenant_id).await
                 })
             })
             .await
@@ -178,7 +180,7 @@ impl Store {
                     if done.rows_affected() == 0 {
                         return Err(StoreError::NotFound);
                     }
-                    Ok(())
+                    bump_access_generation(conn, &tenant_id).await
                 })
             })
             .await

@@ -27,6 +27,10 @@ pub enum StoreError {
     /// Sealing the secret failed; nothing was stored.
     #[error("sealing failed: {0}")]
     Seal(String),
+    /// The request names something that cannot be used (for example an unknown principal);
+    /// the message says what, never a secret.
+    #[error("{0}")]
+    Invalid(String),
     /// Any other database error.
     #[error("database error: {0}")]
     Database(String),

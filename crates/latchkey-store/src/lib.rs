@@ -25,6 +25,7 @@ mod enrollment;
 mod error;
 mod rotation;
 mod rows;
+mod targets;
 mod tenants;
 mod writer;
 
@@ -36,6 +37,7 @@ pub use devices::NewDevice;
 pub use directory::{NewGroup, NewUser};
 pub use enrollment::{Enrollment, NewEnrollmentToken};
 pub use error::StoreError;
+pub use targets::{AccessSnapshot, NewTarget, Resolution};
 pub use rotation::{
     AdminPasswordState, AgentSnapshot, CheckInWrite, PendingStored, ScopedPolicy, SupportAccount, SupportRequest,
 };

@@ -19,10 +19,11 @@ use std::sync::{Arc, Mutex};
 use latchkey_core::model::{
     Account, AccountKind, Device, Group, GroupMember, MemberKind, SecretState, SecretVersion, Tenant, User,
 };
-use latchkey_core::{Action, AuditEvent, JobCause, JobKind, NewAuditEvent, ObjectType, Outcome, RotationPolicy};
+use latchkey_core::access::{AuditSettings, Grants, Operation, Reader, RuleIndex, Target, TargetKind};
+use latchkey_core::{Action, AuditEvent, Principal, JobCause, JobKind, NewAuditEvent, ObjectType, Outcome, RotationPolicy};
 use latchkey_store::{
     AuditFilter, Backend, CheckInWrite, NewAccount, NewAdminToken, NewApiClient, NewDevice, NewGroup, NewUser,
-    ScopedPolicy, SealFn, SealedSecret, Store, StoreError, SupportRequest,
+    NewTarget, Resolution, ScopedPolicy, SealFn, SealedSecret, Store, StoreError, SupportRequest,
 };
 use sqlx::{Connection, Executor, PgConnection, SqliteConnection};
 use tempfile::TempDir;
@@ -139,6 +140,9 @@ conformance! {
     rotation_keeps_every_possible_password => rotation_keeps_every_possible_password_sqlite, rotation_keeps_every_possible_password_postgres;
     support_accounts_live_then_go => support_accounts_live_then_go_sqlite, support_accounts_live_then_go_postgres;
     policies_by_group_then_tenant => policies_by_group_then_tenant_sqlite, policies_by_group_then_tenant_postgres;
+    targets_keep_their_order => targets_keep_their_order_sqlite, targets_keep_their_order_postgres;
+    targets_refuse_unknown_readers => targets_refuse_unknown_readers_sqlite, targets_refuse_unknown_readers_postgres;
+    access_snapshot_follows_changes => access_snapshot_follows_changes_sqlite, access_snapshot_follows_changes_postgres;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1493,4 +1497,170 @@ async fn policies_by_group_then_tenant(db: Db) {
     let other = new_tenant(&store, "other").await;
     let foreign = new_group(&store, &other.id, "Foreign").await;
     assert!(matches!(set(Some(foreign.id), 0, 20).await, Err(StoreError::NotFound)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Access targets
+
+fn new_target(kind: TargetKind, name: &str, readers: &[&str]) -> NewTarget {
+    NewTarget {
+        kind,
+        name: name.to_owned(),
+        expire_after: None,
+        grants: Grants::default(),
+        audit: AuditSettings::default(),
+        enabled: true,
+        description: None,
+        readers: readers.iter().map(|r| Principal::parse(r).unwrap()).collect(),
+    }
+}
+
+async fn add_target(store: &Store, tenant_id: &str, t: NewTarget, position: Option<i64>) -> Target {
+    let id = new_id();
+    let event = ev(Action::TargetCreate, ObjectType::Target, tenant_id, &id);
+    store.create_target(tenant_id, id, t, position, T0, event).await.unwrap()
+}
+
+fn order(targets: &[Target]) -> Vec<(i64, String)> {
+    targets.iter().map(|t| (t.position, t.name.clone())).collect()
+}
+
+async fn targets_keep_their_order(db: Db) {
+    let store = db.open().await;
+    let t = new_tenant(&store, "acme").await;
+    new_user(&store, &t.id, "alice").await;
+    let helpdesk = new_group(&store, &t.id, "Helpdesk").await;
+    let a = add_target(&store, &t.id, new_target(TargetKind::Computer, "PC1", &["DEV1\\Alice"]), None).await;
+    let b = add_target(&store, &t.id, new_target(TargetKind::Group, "Helpdesk", &["helpdesk"]), None).await;
+    let c = add_target(&store, &t.id, new_target(TargetKind::Container, "OU=X,DC=dev1", &["alice"]), Some(1)).await;
+    let list = store.list_targets(&t.id).await.unwrap();
+    assert_eq!(order(&list), vec![(1, "OU=X,DC=dev1".into()), (2, "PC1".into()), (3, "Helpdesk".into())]);
+    let b_read = list.iter().find(|x| x.id == b.id).unwrap();
+    assert_eq!(b_read.readers, vec![Reader { principal: "helpdesk".into(), kind: MemberKind::Group, id: helpdesk.id }]);
+    assert_eq!(a.readers[0].kind, MemberKind::User);
+    assert_eq!(a.readers[0].principal, "DEV1\\Alice");
+
+    let moved = store
+        .move_target(&t.id, &c.id, 3, T0, ev(Action::TargetMove, ObjectType::Target, &t.id, &c.id))
+        .await
+        .unwrap();
+    assert_eq!(moved.position, 3);
+    assert_eq!(
+        order(&store.list_targets(&t.id).await.unwrap()),
+        vec![(1, "PC1".into()), (2, "Helpdesk".into()), (3, "OU=X,DC=dev1".into())]
+    );
+    let mut changed = new_target(TargetKind::Computer, "PC2", &["alice@unknown.example"]);
+    changed.expire_after = Some(latchkey_core::TimeSpan::parse("6:12").unwrap());
+    changed.enabled = false;
+    let updated = store
+        .update_target(&t.id, &a.id, changed, T0, ev(Action::TargetUpdate, ObjectType::Target, &t.id, &a.id))
+        .await
+        .unwrap();
+    assert_eq!((updated.position, updated.name.as_str(), updated.enabled), (1, "PC2", false));
+    assert_eq!(updated.expire_after.unwrap().to_duration(), Duration::minutes(6 * 60 + 12));
+    store.delete_target(&t.id, &b.id, ev(Action::TargetDelete, ObjectType::Target, &t.id, &b.id)).await.unwrap();
+    assert_eq!(order(&store.list_targets(&t.id).await.unwrap()), vec![(1, "PC2".into()), (2, "OU=X,DC=dev1".into())]);
+    let missing = store.delete_target(&t.id, &b.id, ev(Action::TargetDelete, ObjectType::Target, &t.id, &b.id)).await;
+    assert!(matches!(missing, Err(StoreError::NotFound)));
+    // Another tenant sees none of them.
+    let other = new_tenant(&store, "other").await;
+    assert!(store.list_targets(&other.id).await.unwrap().is_empty());
+    assert!(matches!(store.target(&other.id, &a.id).await, Err(StoreError::NotFound)));
+    let events = all_events(&store).await;
+    assert_eq!(count_action(&events, Action::TargetCreate), 3);
+    assert_eq!(count_action(&events, Action::TargetMove), 1);
+    assert_eq!(count_action(&events, Action::TargetUpdate), 1);
+    assert_eq!(count_action(&events, Action::TargetDelete), 1);
+    chain_ok(&store).await;
+}
+
+async fn targets_refuse_unknown_readers(db: Db) {
+    let store = db.open().await;
+    let t = new_tenant(&store, "acme").await;
+    new_user(&store, &t.id, "bob").await;
+    new_group(&store, &t.id, "bob").await;
+    let before = all_events(&store).await.len();
+    let id = new_id();
+    let unknown = store
+        .create_target(
+            &t.id,
+            id.clone(),
+            new_target(TargetKind::Computer, "PC1", &["nobody"]),
+            None,
+            T0,
+            ev(Action::TargetCreate, ObjectType::Target, &t.id, &id),
+        )
+        .await;
+    match unknown {
+        Err(StoreError::Invalid(why)) => assert!(why.contains("nobody"), "{why}"),
+        other => panic!("unknown reader accepted: {other:?}"),
+    }
+    let ambiguous = store
+        .import_targets(
+            &t.id,
+            vec![
+                (new_id(), new_target(TargetKind::Computer, "PC1", &[])),
+                (new_id(), new_target(TargetKind::Computer, "PC2", &["bob"])),
+            ],
+            false,
+            T0,
+            ev(Action::TargetImport, ObjectType::Target, &t.id, &t.id),
+        )
+        .await;
+    assert!(matches!(ambiguous, Err(StoreError::Invalid(_))), "{ambiguous:?}");
+    // Nothing was stored, not even the first target of the import, and no event was written.
+    assert!(store.list_targets(&t.id).await.unwrap().is_empty());
+    assert_eq!(all_events(&store).await.len(), before);
+    let resolved = store
+        .resolve_principals(&t.id, &[Principal::parse("bob").unwrap(), Principal::parse("x").unwrap()])
+        .await
+        .unwrap();
+    assert_eq!(resolved, vec![Resolution::Ambiguous, Resolution::Unknown]);
+}
+
+async fn access_snapshot_follows_changes(db: Db) {
+    let store = db.open().await;
+    let t = new_tenant(&store, "acme").await;
+    let g0 = store.access_generation(&t.id).await.unwrap();
+    let outer = new_group(&store, &t.id, "Outer").await;
+    let inner = new_group(&store, &t.id, "Inner").await;
+    let member = GroupMember { kind: MemberKind::Group, id: inner.id.clone() };
+    store
+        .add_group_member(&t.id, &outer.id, member, ev(Action::GroupMemberAdd, ObjectType::Group, &t.id, &outer.id))
+        .await
+        .unwrap();
+    let g1 = store.access_generation(&t.id).await.unwrap();
+    assert!(g1 > g0, "group changes move the generation");
+    add_target(&store, &t.id, new_target(TargetKind::Group, "Outer", &["Inner"]), None).await;
+    let snap = store.access_snapshot(&t.id).await.unwrap();
+    assert!(snap.generation > g1);
+    assert_eq!(snap.groups.len(), 2);
+    assert_eq!(snap.edges.len(), 1);
+    assert_eq!((snap.edges[0].child.as_str(), snap.edges[0].parent.as_str()), (inner.id.as_str(), outer.id.as_str()));
+    assert_eq!(snap.targets.len(), 1);
+
+    let device = new_device(&store, &t.id, "PC-7").await;
+    let user = new_user(&store, &t.id, "carol").await;
+    for (group, kind, id) in [(&inner, MemberKind::Device, &device.id), (&inner, MemberKind::User, &user.id)] {
+        let m = GroupMember { kind, id: id.clone() };
+        store
+            .add_group_member(&t.id, &group.id, m, ev(Action::GroupMemberAdd, ObjectType::Group, &t.id, &group.id))
+            .await
+            .unwrap();
+    }
+    let facts = store.device_access_facts(&t.id, &device.id).await.unwrap();
+    assert_eq!(facts.name_key, "pc-7");
+    assert_eq!(facts.container_key.as_deref(), Some("ou=workstations,dc=example,dc=com"));
+    assert_eq!(facts.groups, vec![inner.id.clone()]);
+    let user_facts = store.user_access_facts(&t.id, &user.id).await.unwrap();
+    assert_eq!(user_facts.groups, vec![inner.id.clone()]);
+    let other = new_tenant(&store, "other").await;
+    assert!(matches!(store.device_access_facts(&other.id, &device.id).await, Err(StoreError::NotFound)));
+    assert!(matches!(store.user_access_facts(&other.id, &user.id).await, Err(StoreError::NotFound)));
+
+    // The index built from the snapshot decides: the device is in Inner, nested in Outer.
+    let snap = store.access_snapshot(&t.id).await.unwrap();
+    let index = RuleIndex::build(snap.groups, &snap.edges, snap.targets);
+    let decision = index.decide(&user_facts, &facts, Operation::ReadPassword);
+    assert!(decision.allowed(), "{decision:?}");
 }
