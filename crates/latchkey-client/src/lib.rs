@@ -1,6 +1,8 @@
 //! A typed HTTP client for the Latchkey native API, used by the CLI, the agent and the tests.
 //! Errors carry the server's problem document.
 
+mod access;
+
 use latchkey_proto::{self as proto, Problem};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
@@ -392,6 +394,16 @@ impl Client {
         self.call::<(), _>(Method::GET, &format!("/api/v1/tenants/{}/users", seg(tenant)), None).await
     }
 
+    /// `POST /api/v1/tenants/{tenant}/directory/sync`: sync the tenant's directory now.
+    pub async fn directory_sync(&self, tenant: &str) -> Result<proto::DirectorySyncRun> {
+        self.call::<(), _>(Method::POST, &format!("/api/v1/tenants/{}/directory/sync", seg(tenant)), None).await
+    }
+
+    /// `GET /api/v1/tenants/{tenant}/directory/sync`: the directory and its recent sync runs.
+    pub async fn directory_sync_status(&self, tenant: &str) -> Result<proto::DirectorySyncStatus> {
+        self.call::<(), _>(Method::GET, &format!("/api/v1/tenants/{}/directory/sync", seg(tenant)), None).await
+    }
+
     pub async fn create_account(&self, tenant: &str, body: &proto::AccountCreate) -> Result<proto::Account> {
         self.call(Method::POST, &format!("/api/v1/tenants/{}/accounts", seg(tenant)), Some(body)).await
     }
@@ -457,6 +469,20 @@ impl Client {
 
     pub async fn list_api_clients(&self, tenant: &str) -> Result<proto::ListResponse<proto::ApiClient>> {
         self.call::<(), _>(Method::GET, &format!("/api/v1/tenants/{}/api-clients", seg(tenant)), None).await
+    }
+
+    /// A tenant's notification outbox, newest first.
+    pub async fn list_notifications(
+        &self,
+        tenant: &str,
+        after: Option<&str>,
+        limit: Option<i64>,
+    ) -> Result<proto::ListResponse<proto::OutboxNotification>> {
+        let mut path = format!("/api/v1/tenants/{}/notifications?limit={}", seg(tenant), limit.unwrap_or(100));
+        if let Some(a) = after {
+            path.push_str(&format!("&after={}", seg(a)));
+        }
+        self.call::<(), _>(Method::GET, &path, None).await
     }
 
     pub async fn create_admin_token(&self, body: &proto::AdminTokenCreate) -> Result<proto::AdminTokenCreated> {
@@ -629,6 +655,34 @@ impl Client {
         self.call(
             Method::POST,
             &format!("/api/v1/tenants/{}/devices/{}/support-account/reveal", seg(tenant), seg(device_id)),
+            Some(body),
+        )
+        .await
+    }
+}
+
+/// People signing in: sessions and local passwords.
+impl Client {
+    /// Sign in; the answer holds the session token (shown once).
+    pub async fn sign_in(&self, body: &proto::SignInRequest) -> Result<proto::SignInResponse> {
+        self.call(Method::POST, "/api/v1/sign-in", Some(body)).await
+    }
+
+    /// End this client's session.
+    pub async fn sign_out(&self) -> Result<()> {
+        self.call_empty::<()>(Method::POST, "/api/v1/sign-out", None).await
+    }
+
+    /// This client's session and who it belongs to.
+    pub async fn me(&self) -> Result<proto::Me> {
+        self.call::<(), _>(Method::GET, "/api/v1/me", None).await
+    }
+
+    /// Set a local user's password (admin).
+    pub async fn set_user_password(&self, tenant: &str, user_id: &str, body: &proto::PasswordSetRequest) -> Result<()> {
+        self.call_empty(
+            Method::PUT,
+            &format!("/api/v1/tenants/{}/users/{}/password", seg(tenant), seg(user_id)),
             Some(body),
         )
         .await

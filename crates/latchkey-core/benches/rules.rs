@@ -5,6 +5,9 @@
 //! Knobs: LATCHKEY_BENCH_DEVICES (default 1000000), LATCHKEY_BENCH_GROUPS (100000),
 //! LATCHKEY_BENCH_TARGETS (10000), LATCHKEY_BENCH_DECISIONS (1000000).
 
+// A benchmark binary: a failed set-up should stop it loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Instant;
 
 use latchkey_core::ContainerDn;
@@ -80,7 +83,8 @@ fn main() {
     let devices: Vec<DeviceFacts> = (0..n_devices)
         .map(|i| {
             let dn = ContainerDn::parse(&container(rng.below(SITES), rng.below(DEPARTMENTS))).unwrap();
-            let groups = (0..1 + rng.below(3)).map(|_| format!("g{}", bottom.start + rng.below(bottom.len()))).collect();
+            let groups =
+                (0..1 + rng.below(3)).map(|_| format!("g{}", bottom.start + rng.below(bottom.len()))).collect();
             DeviceFacts::new(&format!("PC-{i:07}"), Some(&dn), groups)
         })
         .collect();

@@ -52,6 +52,12 @@ pub struct RevealedSecret {
     #[zeroize(skip)]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<OffsetDateTime>,
+    /// For a device's admin password with an expiry: when the agent is expected to rotate it
+    /// (its first check-in after the expiry).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    #[zeroize(skip)]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub rotation_expected_at: Option<OffsetDateTime>,
 }
 
 impl std::fmt::Debug for RevealedSecret {
@@ -76,6 +82,7 @@ mod tests {
             password: Some("hunter2-secret".into()),
             ssh_private_key: None,
             expires_at: None,
+            rotation_expected_at: None,
         };
         assert!(!format!("{r:?}").contains("hunter2"));
         let s: SecretSetRequest = serde_json::from_str(r#"{"password":"hunter2-secret"}"#).unwrap();

@@ -408,6 +408,8 @@ async fn run_level(
     let end = warm_end + settings.measure;
     let handles: Vec<_> = pools.into_iter().map(|pool| tokio::spawn(worker(addr, pool, warm_end, end))).collect();
     tokio::time::sleep_until(warm_end.into()).await;
+    // A marker for profilers attached from outside: the measured window starts now.
+    eprintln!("  measuring {} s at concurrency {concurrency} ...", settings.measure.as_secs_f64());
     let cpu_start = CpuSnapshot::take();
     tokio::time::sleep_until(end.into()).await;
     let cpu_end = CpuSnapshot::take();

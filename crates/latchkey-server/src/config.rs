@@ -27,6 +27,15 @@ pub struct ConfigLayer {
     pub tls_key: Option<PathBuf>,
     /// Largest accepted request body in bytes (default 65536).
     pub max_body_bytes: Option<usize>,
+    /// `[sign_in]`: session lifetime and failed sign-in limits.
+    #[serde(default)]
+    pub sign_in: Option<crate::SignInLayer>,
+    /// `[notifications]`: SMTP and webhook delivery of audit notices.
+    #[serde(default)]
+    pub notifications: Option<crate::NotificationsLayer>,
+    /// `[[directory]]`: tenants' LDAP / Active Directory directories (sync and sign-in).
+    #[serde(default)]
+    pub directory: Option<Vec<crate::TenantDirectory>>,
 }
 
 impl ConfigLayer {
@@ -48,6 +57,15 @@ impl ConfigLayer {
             tls_cert: over.tls_cert.or(self.tls_cert),
             tls_key: over.tls_key.or(self.tls_key),
             max_body_bytes: over.max_body_bytes.or(self.max_body_bytes),
+            sign_in: match (self.sign_in, over.sign_in) {
+                (Some(base), Some(over)) => Some(base.merge(over)),
+                (base, over) => over.or(base),
+            },
+            notifications: match (self.notifications, over.notifications) {
+                (Some(base), Some(over)) => Some(base.merge(over)),
+                (base, over) => over.or(base),
+            },
+            directory: over.directory.or(self.directory),
         }
     }
 }
@@ -67,6 +85,10 @@ pub struct Config {
     pub key_file: PathBuf,
     pub tls: Option<TlsFiles>,
     pub max_body_bytes: usize,
+    pub sign_in: crate::SignInConfig,
+    pub notifications: crate::NotificationsConfig,
+    /// Tenants' directories, at most one per tenant.
+    pub directories: Vec<crate::TenantDirectory>,
 }
 
 /// Certificate and key files for TLS.
@@ -77,6 +99,11 @@ pub struct TlsFiles {
 }
 
 impl Config {
+    /// The directory configured for a tenant (by slug).
+    pub fn directory_for(&self, tenant_slug: &str) -> Option<&latchkey_ldap::DirectoryConfig> {
+        self.directories.iter().find(|d| d.tenant == tenant_slug).map(|d| &d.config)
+    }
+
     /// Resolve a layer into a configuration, applying defaults and checking every value.
     pub fn resolve(layer: ConfigLayer) -> Result<Config, ConfigError> {
         let data_dir = layer.data_dir.unwrap_or_else(|| PathBuf::from("./latchkey-data"));
@@ -111,6 +138,9 @@ impl Config {
             return Err(ConfigError("max_body_bytes must be between 1024 and 16777216".into()));
         }
         let key_file = layer.key_file.unwrap_or_else(|| data_dir.join("latchkey.key"));
+        let sign_in = crate::SignInConfig::resolve(layer.sign_in.unwrap_or_default())?;
+        let notifications = crate::NotificationsConfig::resolve(layer.notifications)?;
+        let directories = crate::directory_config::resolve(layer.directory.unwrap_or_default())?;
         Ok(Config {
             data_dir,
             listen,
@@ -118,6 +148,9 @@ impl Config {
             key_file,
             tls,
             max_body_bytes,
+            sign_in,
+            notifications,
+            directories,
         })
     }
 }

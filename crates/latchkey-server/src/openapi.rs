@@ -16,14 +16,19 @@ use latchkey_proto as proto;
         routes::create_device, routes::list_devices, routes::create_enrollment_token, routes::enroll, routes::check_in, routes::post_pending, routes::confirm_job, routes::fail_job, routes::get_device, routes::delete_device,
         routes::rotate_device, routes::list_device_jobs, routes::reveal_device_password, routes::device_password_history,
         routes::request_device_support_account, routes::reveal_device_support_account,
+        routes::list_targets, routes::get_target, routes::create_target, routes::replace_target, routes::move_target,
+        routes::delete_target, routes::import_lithnet, routes::explain_access, routes::who_can_read,
         routes::set_tenant_rotation_policy, routes::set_group_rotation_policy, routes::list_rotation_policies,
         routes::create_group, routes::list_groups, routes::get_group,
         routes::list_members, routes::add_member, routes::remove_member,
         routes::create_user, routes::list_users,
+        routes::run_directory_sync, routes::directory_sync_status,
+        routes::sign_in, routes::sign_out, routes::me, routes::set_user_password,
         routes::create_account, routes::list_accounts, routes::get_account,
         routes::list_secret_versions, routes::set_secret, routes::reveal_secret,
         routes::create_api_client, routes::list_api_clients, routes::create_admin_token,
         routes::list_audit, routes::verify_audit,
+        routes::list_notifications,
         routes::vault_status, routes::add_vault_key, routes::rewrap_vault, routes::retire_vault_key,
     ),
     components(schemas(proto::Problem, proto::ProblemCode, proto::RevealedSecret, proto::SecretSetRequest, proto::SecretReadRequest,
@@ -31,7 +36,7 @@ use latchkey_proto as proto;
     modifiers(&BearerAuth),
     tags(
         (name = "health"), (name = "tenants"), (name = "devices"), (name = "agent"), (name = "directory"),
-        (name = "accounts"), (name = "credentials"), (name = "audit"), (name = "vault"),
+        (name = "access"), (name = "accounts"), (name = "credentials"), (name = "audit"), (name = "vault"), (name = "sessions"), (name = "notifications"),
     )
 )]
 struct ApiDoc;

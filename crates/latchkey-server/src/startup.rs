@@ -36,6 +36,8 @@ pub enum StartError {
     Listen { addr: SocketAddr, source: std::io::Error },
     #[error("server stopped: {0}")]
     Serve(std::io::Error),
+    #[error("notifications: {0}")]
+    Notifications(String),
 }
 
 /// A running server.
@@ -49,6 +51,8 @@ pub struct RunningServer {
     handle: axum_server::Handle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     store: Store,
+    notifications: crate::notify::NotifierHandle,
+    directory_sync: crate::directory_sync::SyncTask,
 }
 
 impl RunningServer {
@@ -64,8 +68,15 @@ impl RunningServer {
             Ok(r) => r.map_err(StartError::Serve),
             Err(e) => Err(StartError::Serve(std::io::Error::other(e.to_string()))),
         };
+        self.notifications.stop().await;
+        self.directory_sync.stop().await;
         self.store.close().await;
         result
+    }
+
+    /// Make the notification worker look for due notices now.
+    pub fn nudge_notifications(&self) {
+        self.notifications.nudge();
     }
 
     /// A handle that stops the server when asked.
@@ -90,9 +101,21 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
     let sealing_file = config.data_dir.join("sealing.key");
     let (sealing, _) =
         latchkey_crypto::SealingKey::load_or_create(&sealing_file).map_err(|e| StartError::KeyFile(e.to_string()))?;
-    let state = AppState::new(store.clone(), keyring, config.key_file.clone(), sealing, clock, Metrics::default());
+    let notifier = crate::notify::Notifier::new(store.clone(), clock.clone(), &config.notifications)
+        .map_err(StartError::Notifications)?;
+    let config = Arc::new(config);
+    let state = AppState::new(
+        store.clone(),
+        keyring,
+        config.key_file.clone(),
+        sealing,
+        clock,
+        Metrics::default(),
+        config.clone(),
+    );
     let first_admin_token = bootstrap(&state, &config.data_dir).await?;
 
+    let directory_state = state.clone();
     let app = crate::routes::router(state, config.max_body_bytes).into_make_service_with_connect_info::<SocketAddr>();
     let listener = std::net::TcpListener::bind(config.listen)
         .map_err(|source| StartError::Listen { addr: config.listen, source })?;
@@ -112,8 +135,19 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
             tokio::spawn(async move { server.serve(app).await })
         }
     };
+    let notifications = notifier.spawn();
+    let directory_sync = crate::directory_sync::SyncTask::spawn(directory_state);
     tracing::info!(%addr, tls = config.tls.is_some(), backend = store.backend().as_str(), "latchkey server listening");
-    Ok(RunningServer { addr, first_admin_token, tls: config.tls.is_some(), handle, task, store })
+    Ok(RunningServer {
+        addr,
+        first_admin_token,
+        tls: config.tls.is_some(),
+        handle,
+        task,
+        store,
+        notifications,
+        directory_sync,
+    })
 }
 
 fn create_private_dir(path: &Path) -> Result<(), StartError> {

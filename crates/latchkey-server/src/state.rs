@@ -29,6 +29,12 @@ struct Inner {
     tenants: RwLock<HashMap<String, Tenant>>,
     /// Admin tokens by keyed hash, each with when it was read from the store.
     tokens: RwLock<HashMap<[u8; 32], (AdminToken, std::time::Instant)>>,
+    /// Each tenant's rule index.
+    access: crate::access_cache::AccessCache,
+    /// The validated configuration.
+    config: Arc<crate::config::Config>,
+    /// Password hashing for people signing in.
+    argon2: Arc<crate::password_check::Argon2Pool>,
 }
 
 /// How long a token read from the store is trusted without reading it again: a token revoked
@@ -46,7 +52,9 @@ impl AppState {
         sealing: latchkey_crypto::SealingKey,
         clock: Arc<dyn Clock>,
         metrics: Metrics,
+        config: Arc<crate::config::Config>,
     ) -> Self {
+        let argon2 = Arc::new(crate::password_check::Argon2Pool::new(config.sign_in.max_concurrent_hashes));
         Self(Arc::new(Inner {
             store,
             keyring: Arc::new(RwLock::new(keyring)),
@@ -56,6 +64,9 @@ impl AppState {
             sealing,
             tenants: RwLock::new(HashMap::new()),
             tokens: RwLock::new(HashMap::new()),
+            access: crate::access_cache::AccessCache::default(),
+            config,
+            argon2,
         }))
     }
 
@@ -69,6 +80,21 @@ impl AppState {
 
     pub fn metrics(&self) -> &Metrics {
         &self.0.metrics
+    }
+
+    /// The validated configuration.
+    pub fn config(&self) -> &crate::config::Config {
+        &self.0.config
+    }
+
+    /// Password hashing for people signing in.
+    pub fn argon2(&self) -> &Arc<crate::password_check::Argon2Pool> {
+        &self.0.argon2
+    }
+
+    /// Each tenant's rule index.
+    pub fn access(&self) -> &crate::access_cache::AccessCache {
+        &self.0.access
     }
 
     /// The server's sealing key pair.

@@ -433,7 +433,7 @@ pub(crate) async fn active_secrets(
     Ok(found)
 }
 
-fn account_and_version(row: &AnyRow) -> Result<(Account, SecretVersion), StoreError> {
+pub(crate) fn account_and_version(row: &AnyRow) -> Result<(Account, SecretVersion), StoreError> {
     let account = account_from_row(row)?;
     let version = SecretVersion {
         tenant_id: account.tenant_id.clone(),

@@ -18,13 +18,18 @@ macro_rules! select_devices {
 mod accounts;
 mod audit;
 mod backend;
+mod check_in;
 mod clients;
 mod devices;
 mod directory;
+mod directory_sync;
 mod enrollment;
 mod error;
+mod governed_read;
+mod outbox;
 mod rotation;
 mod rows;
+mod sessions;
 mod targets;
 mod tenants;
 mod writer;
@@ -32,15 +37,22 @@ mod writer;
 pub use accounts::{NewAccount, SealFn, SealedSecret};
 pub use audit::AuditFilter;
 pub use backend::Backend;
+pub use check_in::{CheckInContext, Decide, QueuedJobs};
 pub use clients::{NewAdminToken, NewApiClient};
 pub use devices::NewDevice;
 pub use directory::{NewGroup, NewUser};
+pub use directory_sync::{
+    DirectorySyncRun, KindCounts, SyncComputer, SyncCounts, SyncGroup, SyncMember, SyncOutcome, SyncSnapshot, SyncUser,
+};
 pub use enrollment::{Enrollment, NewEnrollmentToken};
 pub use error::StoreError;
-pub use targets::{AccessSnapshot, NewTarget, Resolution};
+pub use governed_read::{GovernedRead, GovernedValue};
+pub use outbox::OutboxEntry;
 pub use rotation::{
     AdminPasswordState, AgentSnapshot, CheckInWrite, PendingStored, ScopedPolicy, SupportAccount, SupportRequest,
 };
+pub use sessions::{NewSession, Session, SignInFailures, SignInMethod, SignInRecord, sign_in_day};
+pub use targets::{AccessSnapshot, NewTarget, Resolution};
 
 use std::path::Path;
 use std::time::Duration;
@@ -127,6 +139,12 @@ async fn sqlite_pool(url: &str, size: u32, read_only: bool) -> Result<AnyPool, S
                 conn.execute("PRAGMA foreign_keys = ON").await?;
                 if read_only {
                     conn.execute("PRAGMA query_only = ON").await?;
+                } else {
+                    // The writer's page cache survives its own commits (a reader's does not, in
+                    // WAL mode): make it large enough to hold the pages check-ins touch.
+                    //conn.execute("PRAGMA cache_size = -65536").await?;
+                    // Savepoints journal the pages they change in memory, not in a file.
+                    conn.execute("PRAGMA temp_store = MEMORY").await?;
                 }
                 Ok(())
             })

@@ -14,7 +14,10 @@ use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 use time::{Duration, OffsetDateTime};
 
+use tokio::sync::oneshot;
+
 use crate::accounts::SealFn;
+use crate::check_in::{CheckInJob, CheckInPlan};
 use crate::rows::{get, opt_time, time};
 use crate::{Store, StoreError};
 
@@ -188,90 +191,26 @@ impl Store {
 
     /// Everything a check-in decides on, from the read pool.
     pub async fn agent_snapshot(&self, device_id: &str, now: OffsetDateTime) -> Result<AgentSnapshot, StoreError> {
-        let admin = admin_password_state(&self.read, device_id).await?;
-        let expired = sqlx::query(
-            "SELECT a.id FROM accounts a WHERE a.device_id = $1 AND a.kind = 'support' AND a.removed_at IS NULL \
-             AND a.expires_at <= $2 AND NOT EXISTS (SELECT 1 FROM device_jobs j WHERE j.account_id = a.id \
-             AND j.kind = 'remove_support_account' AND j.state = 'open') ORDER BY a.id",
-        )
-        .bind(device_id.to_owned())
-        .bind(to_millis(now))
-        .fetch_all(&self.read)
-        .await
-        .map_err(StoreError::db)?;
-        let expired_support = expired.iter().map(|r| get(r, "id")).collect::<Result<_, _>>()?;
-        let open_jobs = open_jobs(&self.read, device_id).await?;
-        Ok(AgentSnapshot { admin, expired_support, open_jobs })
+        let mut conn = self.read.acquire().await.map_err(StoreError::db)?;
+        agent_snapshot(&mut conn, device_id, now).await
     }
 
     /// Record a check-in: spend the nonce (a nonce seen before is a replay: `Conflict`),
     /// record the time and the reported version, then confirm, queue and remove as decided.
     /// Returns the jobs queued now with the name of the account each is about. `template`
-    /// gives the actor and request facts of the audit events.
+    /// gives the actor and request facts of the audit events. Check-ins queued together are
+    /// written together (see [`Store::check_in`]).
     pub async fn record_check_in(
         &self,
         now: OffsetDateTime,
         c: CheckInWrite,
         template: NewAuditEvent,
     ) -> Result<Vec<(DeviceJob, Option<String>)>, StoreError> {
-        self.writer
-            .change_audited(move |conn: &mut AnyConnection| {
-                Box::pin(async move {
-                    spend_nonce(conn, &c.device_id, &c.nonce, now, c.nonce_expires_at).await?;
-                    sqlx::query(
-                        "UPDATE devices SET last_seen_at = $1, reported_version = $2, poll_interval_secs = $3 WHERE id = $4",
-                    )
-                    .bind(to_millis(now))
-                    .bind(c.reported_version)
-                    .bind(c.poll_interval_secs)
-                    .bind(c.device_id.clone())
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(StoreError::db)?;
-                    let mut events = Vec::new();
-                    let mut queued = Vec::new();
-                    if let Some((account_id, version, history)) = &c.confirm
-                        && activate(conn, &c.device_id, account_id, *version, *history, now).await?
-                    {
-                        mark_rotated(conn, &c.device_id, now).await?;
-                        let done = finish_open_jobs(conn, &c.device_id, JobKind::RotatePassword, now).await?;
-                        events.push(
-                            template
-                                .sibling(Action::RotationConfirm, ObjectType::Account)
-                                .object(account_id.clone())
-                                .details(&serde_json::json!({
-                                    "device": c.device_id, "version": version, "by": "check-in", "jobs": done
-                                })),
-                        );
-                    }
-                    if let Some(cause) = c.rotate
-                        && !has_open_job(conn, &c.device_id, JobKind::RotatePassword, None).await?
-                    {
-                        let job = insert_job(conn, (&c.tenant_id, &c.device_id), JobKind::RotatePassword, cause, None, now).await?;
-                        events.push(job_event(&template, Action::RotationRequest, &job));
-                        queued.push((job, None));
-                    }
-                    for account_id in &c.remove_support {
-                        if has_open_job(conn, &c.device_id, JobKind::RemoveSupportAccount, Some(account_id)).await? {
-                            continue;
-                        }
-                        let name = account_name(conn, account_id).await?;
-                        let job = insert_job(
-                            conn,
-                            (&c.tenant_id, &c.device_id),
-                            JobKind::RemoveSupportAccount,
-                            JobCause::Lifetime,
-                            Some(account_id.clone()),
-                            now,
-                        )
-                        .await?;
-                        events.push(job_event(&template, Action::SupportAccountRemove, &job));
-                        queued.push((job, Some(name)));
-                    }
-                    Ok((queued, events))
-                })
-            })
-            .await
+        let (reply, answer) = oneshot::channel();
+        let job = CheckInJob { device_id: c.device_id.clone(), now, template, plan: CheckInPlan::Decided(c), reply };
+        self.writer.check_in(job).await?;
+        let (_, queued) = answer.await.map_err(|_| StoreError::CommitFailed)??;
+        Ok(queued)
     }
 
     /// Store a password an agent escrowed for an open job, as a pending version: for a
@@ -601,7 +540,7 @@ fn job_event(template: &NewAuditEvent, action: Action, job: &DeviceJob) -> NewAu
     )
 }
 
-fn policy_from_row(r: &AnyRow) -> Result<RotationPolicy, StoreError> {
+pub(crate) fn policy_from_row(r: &AnyRow) -> Result<RotationPolicy, StoreError> {
     let classes: String = get(r, "classes")?;
     Ok(RotationPolicy {
         max_age: Duration::seconds(get(r, "max_age_secs")?),
@@ -1042,4 +981,85 @@ async fn mark_rotated(conn: &mut AnyConnection, device_id: &str, now: OffsetDate
         .await
         .map_err(StoreError::db)?;
     Ok(())
+}
+
+/// Write a check-in that confirms, queues or removes something (a plain one is written in
+/// bulk instead): spend the nonce, record the time and the reported version, then confirm,
+/// queue and remove as decided. Returns the jobs queued and the audit events.
+#[allow(clippy::type_complexity)]
+pub(crate) async fn write_check_in(
+    conn: &mut AnyConnection,
+    now: OffsetDateTime,
+    c: &CheckInWrite,
+    template: &NewAuditEvent,
+) -> Result<(Vec<(DeviceJob, Option<String>)>, Vec<NewAuditEvent>), StoreError> {
+    spend_nonce(conn, &c.device_id, &c.nonce, now, c.nonce_expires_at).await?;
+    sqlx::query("UPDATE devices SET last_seen_at = $1, reported_version = $2, poll_interval_secs = $3 WHERE id = $4")
+        .bind(to_millis(now))
+        .bind(c.reported_version)
+        .bind(c.poll_interval_secs)
+        .bind(c.device_id.clone())
+        .execute(&mut *conn)
+        .await
+        .map_err(StoreError::db)?;
+    let mut events = Vec::new();
+    let mut queued = Vec::new();
+    if let Some((account_id, version, history)) = &c.confirm
+        && activate(conn, &c.device_id, account_id, *version, *history, now).await?
+    {
+        mark_rotated(conn, &c.device_id, now).await?;
+        let done = finish_open_jobs(conn, &c.device_id, JobKind::RotatePassword, now).await?;
+        events.push(template.sibling(Action::RotationConfirm, ObjectType::Account).object(account_id.clone()).details(
+            &serde_json::json!({
+                "device": c.device_id, "version": version, "by": "check-in", "jobs": done
+            }),
+        ));
+    }
+    if let Some(cause) = c.rotate
+        && !has_open_job(conn, &c.device_id, JobKind::RotatePassword, None).await?
+    {
+        let job = insert_job(conn, (&c.tenant_id, &c.device_id), JobKind::RotatePassword, cause, None, now).await?;
+        events.push(job_event(template, Action::RotationRequest, &job));
+        queued.push((job, None));
+    }
+    for account_id in &c.remove_support {
+        if has_open_job(conn, &c.device_id, JobKind::RemoveSupportAccount, Some(account_id)).await? {
+            continue;
+        }
+        let name = account_name(conn, account_id).await?;
+        let job = insert_job(
+            conn,
+            (&c.tenant_id, &c.device_id),
+            JobKind::RemoveSupportAccount,
+            JobCause::Lifetime,
+            Some(account_id.clone()),
+            now,
+        )
+        .await?;
+        events.push(job_event(template, Action::SupportAccountRemove, &job));
+        queued.push((job, Some(name)));
+    }
+    Ok((queued, events))
+}
+
+/// Everything a check-in decides on (see [`AgentSnapshot`]), read on one connection.
+pub(crate) async fn agent_snapshot(
+    conn: &mut AnyConnection,
+    device_id: &str,
+    now: OffsetDateTime,
+) -> Result<AgentSnapshot, StoreError> {
+    let admin = admin_password_state(&mut *conn, device_id).await?;
+    let expired = sqlx::query(
+        "SELECT a.id FROM accounts a WHERE a.device_id = $1 AND a.kind = 'support' AND a.removed_at IS NULL \
+         AND a.expires_at <= $2 AND NOT EXISTS (SELECT 1 FROM device_jobs j WHERE j.account_id = a.id \
+         AND j.kind = 'remove_support_account' AND j.state = 'open') ORDER BY a.id",
+    )
+    .bind(device_id.to_owned())
+    .bind(to_millis(now))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(StoreError::db)?;
+    let expired_support = expired.iter().map(|r| get(r, "id")).collect::<Result<_, _>>()?;
+    let open_jobs = open_jobs(&mut *conn, device_id).await?;
+    Ok(AgentSnapshot { admin, expired_support, open_jobs })
 }

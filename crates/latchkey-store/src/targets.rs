@@ -113,6 +113,30 @@ impl Store {
         Ok(UserFacts { user_id: user_id.to_owned(), groups: direct_groups(self, "user", user_id).await? })
     }
 
+    /// The id of the tenant's device with this name (case-insensitive).
+    pub async fn device_id_by_name(&self, tenant_id: &str, name: &str) -> Result<String, StoreError> {
+        let row = sqlx::query("SELECT id FROM devices WHERE tenant_id = $1 AND name_key = $2")
+            .bind(tenant_id.to_owned())
+            .bind(name.trim().to_lowercase())
+            .fetch_optional(&self.read)
+            .await
+            .map_err(StoreError::db)?
+            .ok_or(StoreError::NotFound)?;
+        get(&row, "id")
+    }
+
+    /// The name of the tenant's user with this id.
+    pub async fn user_name(&self, tenant_id: &str, user_id: &str) -> Result<String, StoreError> {
+        let row = sqlx::query("SELECT name FROM users WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant_id.to_owned())
+            .bind(user_id.to_owned())
+            .fetch_optional(&self.read)
+            .await
+            .map_err(StoreError::db)?
+            .ok_or(StoreError::NotFound)?;
+        get(&row, "name")
+    }
+
     /// How each principal resolves in the tenant's directory (for previews and reports).
     pub async fn resolve_principals(
         &self,
@@ -322,11 +346,8 @@ async fn read_snapshot(conn: &mut AnyConnection, tenant_id: &str) -> Result<Acce
 }
 
 async fn load_targets(conn: &mut AnyConnection, tenant_id: &str) -> Result<Vec<Target>, StoreError> {
-    let rows = sqlx::query(SELECT_TARGETS)
-        .bind(tenant_id.to_owned())
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(StoreError::db)?;
+    let rows =
+        sqlx::query(SELECT_TARGETS).bind(tenant_id.to_owned()).fetch_all(&mut *conn).await.map_err(StoreError::db)?;
     let mut targets = rows.iter().map(target_from_row).collect::<Result<Vec<_>, _>>()?;
     let readers = sqlx::query(
         "SELECT r.target_id, r.principal, r.member_kind, r.member_id FROM access_target_readers r \
@@ -380,7 +401,12 @@ async fn shift(conn: &mut AnyConnection, tenant_id: &str, from: i64, to: i64, by
     .map(|_| ())
 }
 
-async fn set_position(conn: &mut AnyConnection, id: &str, position: i64, now: OffsetDateTime) -> Result<(), StoreError> {
+async fn set_position(
+    conn: &mut AnyConnection,
+    id: &str,
+    position: i64,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
     sqlx::query("UPDATE access_targets SET position = $1, updated_at = $2 WHERE id = $3")
         .bind(position)
         .bind(to_millis(now))

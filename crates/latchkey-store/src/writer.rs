@@ -2,6 +2,10 @@
 //! callers, runs them in one transaction (each under its own savepoint, so one failing change
 //! does not undo the others), appends their audit events to the hash chain, commits once, and
 //! only then answers each caller. An fsync is shared by the whole batch.
+//!
+//! Two kinds of work are so frequent that the batch handles them in bulk rather than one by
+//! one: audited reads of active secrets (one query for all of them) and agent check-ins (see
+//! [`crate::check_in`]).
 
 use futures::future::BoxFuture;
 use latchkey_core::model::{Account, SecretVersion};
@@ -10,6 +14,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Row};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::check_in::{CheckInJob, Sweep};
 use crate::{Backend, StoreError};
 
 /// Most changes committed together.
@@ -32,13 +37,22 @@ pub(crate) struct ReadJob {
     pub finish: Finish,
 }
 
-struct Job {
-    /// After this job's batch, give the connection back to the pool (used by `close`).
-    release: bool,
-    work: Option<Work>,
-    read: Option<ReadJob>,
-    events: Vec<NewAuditEvent>,
-    reply: Option<Reply>,
+enum Job {
+    /// Audit events on their own.
+    Events(Vec<NewAuditEvent>, Reply),
+    Work(Work),
+    Read(ReadJob),
+    CheckIn(Box<CheckInJob>),
+    /// Answered after this batch's commit; then the connection goes back to the pool and
+    /// nothing more is written.
+    Close(Reply),
+}
+
+/// Reads and check-ins queued since the last other job, handled together when flushed.
+#[derive(Default)]
+struct Bulk {
+    reads: Vec<ReadJob>,
+    check_ins: Vec<CheckInJob>,
 }
 
 /// The handle callers use to queue changes.
@@ -61,7 +75,7 @@ impl Writer {
         let reply: Reply = Box::new(move |r| {
             let _ = tx.send(r);
         });
-        self.send(Job { release: false, work: None, read: None, events, reply: Some(reply) }).await?;
+        self.send(Job::Events(events, reply)).await?;
         rx.await.map_err(|_| StoreError::CommitFailed)?
     }
 
@@ -104,7 +118,7 @@ impl Writer {
                 }
             })
         });
-        self.send(Job { release: false, work: Some(work), read: None, events: Vec::new(), reply: None }).await?;
+        self.send(Job::Work(work)).await?;
         rx.await.map_err(|_| StoreError::CommitFailed)?
     }
 
@@ -112,7 +126,13 @@ impl Writer {
     /// found into the audit event written in the same transaction and the caller's answer.
     /// Reads queued together are answered by one query.
     pub(crate) async fn read(&self, read: ReadJob) -> Result<(), StoreError> {
-        self.send(Job { release: false, work: None, read: Some(read), events: Vec::new(), reply: None }).await
+        self.send(Job::Read(read)).await
+    }
+
+    /// Record a check-in in the next batch; check-ins queued together are handled together
+    /// (see [`crate::check_in`]).
+    pub(crate) async fn check_in(&self, job: CheckInJob) -> Result<(), StoreError> {
+        self.send(Job::CheckIn(Box::new(job))).await
     }
 
     async fn send(&self, job: Job) -> Result<(), StoreError> {
@@ -126,8 +146,7 @@ impl Writer {
         let reply: Reply = Box::new(move |r| {
             let _ = tx.send(r);
         });
-        let job = Job { release: true, work: None, read: None, events: Vec::new(), reply: Some(reply) };
-        if self.send(job).await.is_ok() {
+        if self.send(Job::Close(reply)).await.is_ok() {
             let _ = rx.await;
         }
         self.pool.close().await;
@@ -141,6 +160,7 @@ async fn run(backend: Backend, pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
     // batch starts on a fresh one.
     let mut conn: Option<PoolConnection<Any>> = None;
     let mut closed = false;
+    let mut sweep = Sweep::default();
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         // Under load, callers answered by the last commit are about to queue their next
         // change: give them a few turns of the scheduler (no timer, so a lone caller waits
@@ -158,7 +178,7 @@ async fn run(backend: Backend, pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
         }
         last_size = batch.len();
         let jobs = std::mem::take(&mut batch);
-        let release = jobs.iter().any(|j| j.release);
+        let release = jobs.iter().any(|j| matches!(j, Job::Close(_)));
         if closed {
             // `close` has run: nothing more is written.
             fail_all(jobs);
@@ -175,14 +195,41 @@ async fn run(backend: Backend, pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
                 }
             },
         };
-        if commit_batch(backend, c, jobs).await.is_err() || release {
+        let dbg_n = jobs.len();
+        let dbg_t = std::time::Instant::now();
+        let dbg_r = commit_batch(backend, c, jobs, &mut sweep).await;
+        {
+            use std::sync::atomic::Ordering::Relaxed;
+            static B: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            static J: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            static T: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            static L: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+            B.fetch_add(1, Relaxed);
+            J.fetch_add(dbg_n as u64, Relaxed);
+            T.fetch_add(dbg_t.elapsed().as_micros() as u64, Relaxed);
+            let mut l = L.lock().unwrap();
+            if l.is_none_or(|x| x.elapsed().as_secs() >= 2) {
+                let (b, j, t) = (B.swap(0, Relaxed), J.swap(0, Relaxed), T.swap(0, Relaxed));
+                if b > 0 {
+                    eprintln!(
+                        "DBG writer: {b} batches, {:.1} jobs/batch, {:.0} us/batch busy; phases {:?}",
+                        j as f64 / b as f64,
+                        t as f64 / b as f64,
+                        SLOTS.iter().map(|x| x.swap(0, Relaxed) / b).collect::<Vec<_>>()
+                    );
+                }
+                *l = Some(std::time::Instant::now());
+            }
+        }
+        if dbg_r.is_err() || release {
             conn = None;
         }
         closed |= release;
     }
 }
 
-async fn commit_batch(backend: Backend, conn: &mut AnyConnection, jobs: Vec<Job>) -> Result<(), ()> {
+async fn commit_batch(backend: Backend, conn: &mut AnyConnection, jobs: Vec<Job>, sweep: &mut Sweep) -> Result<(), ()> {
+    let dbg_t = std::time::Instant::now();
     let head = match begin(backend, conn).await {
         Ok(head) => head,
         Err(e) => {
@@ -191,40 +238,61 @@ async fn commit_batch(backend: Backend, conn: &mut AnyConnection, jobs: Vec<Job>
             return Err(());
         }
     };
+    dbg_add(0, dbg_t);
+    let dbg_t = std::time::Instant::now();
     let mut replies: Vec<Reply> = Vec::with_capacity(jobs.len());
     let mut events: Vec<NewAuditEvent> = Vec::new();
-    let mut reads: Vec<ReadJob> = Vec::new();
-    for job in jobs {
-        if let Some(read) = job.read {
-            reads.push(read);
-            continue;
-        }
-        // Reads see every change queued before them, and nothing queued after.
-        flush_reads(backend, conn, &mut reads, &mut events, &mut replies).await;
-        match job.work {
-            None => {
-                events.extend(job.events);
-                replies.extend(job.reply);
-            }
-            Some(work) => {
-                if let Ok((reply, work_events)) = run_isolated(conn, work).await {
-                    events.extend(work_events);
+    let mut bulk = Bulk::default();
+    let mut jobs = jobs.into_iter();
+    let done = async {
+        for job in jobs.by_ref() {
+            let job = match job {
+                Job::Read(read) => {
+                    bulk.reads.push(read);
+                    continue;
+                }
+                Job::CheckIn(check_in) => {
+                    bulk.check_ins.push(*check_in);
+                    continue;
+                }
+                other => other,
+            };
+            // Reads and check-ins see every change queued before them, and nothing queued after.
+            flush(backend, conn, &mut bulk, &mut events, &mut replies, sweep).await?;
+            match job {
+                Job::Events(job_events, reply) => {
+                    events.extend(job_events);
                     replies.push(reply);
                 }
+                Job::Close(reply) => replies.push(reply),
+                Job::Work(work) => {
+                    if let Ok((reply, work_events)) = run_isolated(conn, work).await {
+                        events.extend(work_events);
+                        replies.push(reply);
+                    }
+                }
+                Job::Read(_) | Job::CheckIn(_) => {}
             }
         }
-    }
-    flush_reads(backend, conn, &mut reads, &mut events, &mut replies).await;
-    let result = async {
-        if events.is_empty() {
-            sqlx::query("COMMIT").execute(&mut *conn).await.map(|_| ())
-        } else {
-            let head = append_events(backend, conn, head, events).await?;
-            let sql = backend.move_head_and_commit(head.seq, &head.hash);
-            sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut *conn).await.map(|_| ())
-        }
+        flush(backend, conn, &mut bulk, &mut events, &mut replies, sweep).await
     }
     .await;
+    dbg_add(1, dbg_t);
+    let dbg_t = std::time::Instant::now();
+    let result = match done {
+        // A statement that serves several callers failed: the batch cannot be committed.
+        Err(e) => Err(e),
+        Ok(()) if events.is_empty() => sqlx::query("COMMIT").execute(&mut *conn).await.map(|_| ()),
+        Ok(()) => {
+            async {
+                let head = append_events(backend, conn, head, events).await?;
+                let sql = backend.move_head_and_commit(head.seq, &head.hash);
+                sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut *conn).await.map(|_| ())
+            }
+            .await
+        }
+    };
+    dbg_add(2, dbg_t);
     match result {
         Ok(()) => {
             replies.into_iter().for_each(|r| r(Ok(())));
@@ -234,6 +302,8 @@ async fn commit_batch(backend: Backend, conn: &mut AnyConnection, jobs: Vec<Job>
             tracing::error!(error = %e, "store batch commit failed; every change in it was rolled back");
             let rolled_back = sqlx::query("ROLLBACK").execute(&mut *conn).await.is_ok();
             replies.into_iter().for_each(|r| r(Err(StoreError::CommitFailed)));
+            // Jobs the batch did not reach; dropping the pending reads and check-ins answers them.
+            fail_all(jobs.collect());
             if rolled_back { Ok(()) } else { Err(()) }
         }
     }
@@ -244,6 +314,18 @@ async fn begin(backend: Backend, conn: &mut AnyConnection) -> Result<ChainHead, 
     let rows = sqlx::raw_sql(backend.begin_and_read_head()).fetch_all(&mut *conn).await?;
     let row = rows.first().ok_or(sqlx::Error::RowNotFound)?;
     Ok(ChainHead { seq: row.try_get(0)?, hash: to_hash(row.try_get::<Vec<u8>, _>(1)?)? })
+}
+
+async fn flush(
+    backend: Backend,
+    conn: &mut AnyConnection,
+    bulk: &mut Bulk,
+    events: &mut Vec<NewAuditEvent>,
+    replies: &mut Vec<Reply>,
+    sweep: &mut Sweep,
+) -> Result<(), sqlx::Error> {
+    flush_reads(backend, conn, &mut bulk.reads, events, replies).await;
+    crate::check_in::flush(backend, conn, &mut bulk.check_ins, events, replies, sweep).await
 }
 
 /// Answer the queued reads with one query; their events join the batch in queue order. If the
@@ -299,12 +381,13 @@ async fn run_isolated(conn: &mut AnyConnection, work: Work) -> Result<(Reply, Ve
 
 fn fail_all(jobs: Vec<Job>) {
     for job in jobs {
-        // A read's answer is inside `finish`; dropping it answers CommitFailed.
-        if let Some(reply) = job.reply {
-            reply(Err(StoreError::CommitFailed));
+        match job {
+            Job::Events(_, reply) | Job::Close(reply) => reply(Err(StoreError::CommitFailed)),
+            Job::CheckIn(check_in) => check_in.fail(StoreError::CommitFailed),
+            // A read's answer is inside `finish`, and work holds its reply inside the closure:
+            // dropping them closes the caller's channel, which reads as CommitFailed.
+            Job::Read(_) | Job::Work(_) => {}
         }
-        // A job with work holds its reply inside the closure; dropping it closes the
-        // caller's channel, which reads as CommitFailed.
     }
 }
 
@@ -329,4 +412,9 @@ async fn append_events(
 
 pub(crate) fn to_hash(bytes: Vec<u8>) -> Result<[u8; 32], sqlx::Error> {
     bytes.try_into().map_err(|_| sqlx::Error::Decode("audit hash is not 32 bytes".into()))
+}
+
+pub(crate) static SLOTS: [std::sync::atomic::AtomicU64; 8] = [const { std::sync::atomic::AtomicU64::new(0) }; 8];
+pub(crate) fn dbg_add(slot: usize, t: std::time::Instant) {
+    SLOTS[slot].fetch_add(t.elapsed().as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
 }

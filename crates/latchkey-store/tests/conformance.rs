@@ -16,14 +16,16 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use latchkey_core::access::{AuditSettings, Grants, Operation, Reader, RuleIndex, Target, TargetKind};
 use latchkey_core::model::{
     Account, AccountKind, Device, Group, GroupMember, MemberKind, SecretState, SecretVersion, Tenant, User,
 };
-use latchkey_core::access::{AuditSettings, Grants, Operation, Reader, RuleIndex, Target, TargetKind};
-use latchkey_core::{Action, AuditEvent, Principal, JobCause, JobKind, NewAuditEvent, ObjectType, Outcome, RotationPolicy};
+use latchkey_core::{
+    Action, AuditEvent, JobCause, JobKind, NewAuditEvent, ObjectType, Outcome, Principal, RotationPolicy,
+};
 use latchkey_store::{
-    AuditFilter, Backend, CheckInWrite, NewAccount, NewAdminToken, NewApiClient, NewDevice, NewGroup, NewUser,
-    NewTarget, Resolution, ScopedPolicy, SealFn, SealedSecret, Store, StoreError, SupportRequest,
+    AuditFilter, Backend, CheckInWrite, NewAccount, NewAdminToken, NewApiClient, NewDevice, NewGroup, NewTarget,
+    NewUser, Resolution, ScopedPolicy, SealFn, SealedSecret, Store, StoreError, SupportRequest,
 };
 use sqlx::{Connection, Executor, PgConnection, SqliteConnection};
 use tempfile::TempDir;
@@ -1540,10 +1542,8 @@ async fn targets_keep_their_order(db: Db) {
     assert_eq!(a.readers[0].kind, MemberKind::User);
     assert_eq!(a.readers[0].principal, "DEV1\\Alice");
 
-    let moved = store
-        .move_target(&t.id, &c.id, 3, T0, ev(Action::TargetMove, ObjectType::Target, &t.id, &c.id))
-        .await
-        .unwrap();
+    let moved =
+        store.move_target(&t.id, &c.id, 3, T0, ev(Action::TargetMove, ObjectType::Target, &t.id, &c.id)).await.unwrap();
     assert_eq!(moved.position, 3);
     assert_eq!(
         order(&store.list_targets(&t.id).await.unwrap()),

@@ -58,6 +58,9 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         tls_cert: args.tls_cert,
         tls_key: args.tls_key,
         max_body_bytes: args.max_body_bytes,
+        sign_in: None,
+        notifications: None,
+        directory: None,
     };
     let config = Config::resolve(file.merge(flags)).map_err(|e| e.to_string())?;
     let data_dir = config.data_dir.clone();

@@ -542,3 +542,65 @@ fn support_account_request_and_get() {
     let requests = s.json(&["audit", "list", "--action", "support_account.request"]);
     assert_eq!(requests["items"].as_array().expect("items").len(), 2);
 }
+
+#[test]
+fn access_targets_import_explain_and_who_can_read() {
+    let s = Server::start();
+    let user = s.json(&["user", "add", "erin"]);
+    let uid = user["id"].as_str().expect("user id").to_owned();
+    let group = s.json(&["group", "add", "Helpdesk"]);
+    let gid = group["id"].as_str().expect("group id").to_owned();
+    s.run(&["group", "add-member", &gid, "--user", &uid]).ok();
+    s.run(&["device", "add", "pc-7", "--container-dn", "OU=Laptops,OU=Computers,DC=dev1,DC=local"]).ok();
+    let config = s.tmp_path().join("web.config");
+    std::fs::write(
+        &config,
+        r#"<configuration><lithnet-laps><targets>
+  <target name="OU=Computers,DC=dev1,DC=local" type="Container" expire-after="6:12">
+    <audit emailOnSuccess="false" emailAddresses="sec@dev1.local"/>
+    <readers><reader principal="DEV1\Helpdesk"/></readers>
+  </target>
+  <target name="PC-8" type="Computer"><readers><reader principal="DEV1\ghost"/></readers></target>
+</targets></lithnet-laps></configuration>"#,
+    )
+    .expect("write web.config");
+    let path = config.to_str().expect("utf-8 path");
+
+    // An unknown reader: reported with its line, exit code 1, nothing imported.
+    let refused = s.run(&["import", "lithnet-targets", path]);
+    assert_eq!(refused.code, 1, "{refused:#?}");
+    assert!(refused.stdout.contains("line 6: error: reader `DEV1\\ghost`"), "{refused:#?}");
+    assert!(refused.stderr.contains("nothing was imported"), "{refused:#?}");
+    assert!(s.run(&["access", "list"]).ok().stdout.contains("no targets"));
+
+    let fixed = std::fs::read_to_string(&config).expect("read").replace("DEV1\\ghost", "erin@dev1.local");
+    std::fs::write(&config, fixed).expect("write");
+    let dry = s.run(&["import", "lithnet-targets", path, "--dry-run"]).ok();
+    assert!(dry.stdout.contains("dry run: 2 target(s) would be imported"), "{dry:#?}");
+    assert!(s.run(&["access", "list"]).ok().stdout.contains("no targets"));
+    let done = s.run(&["import", "lithnet-targets", path]).ok();
+    assert!(done.stdout.contains("imported 2 target(s)"), "{done:#?}");
+    let list = s.json(&["access", "list"]);
+    assert_eq!(list["items"][0]["expireAfter"], "06:12:00");
+
+    let explain = s.run(&["access", "explain", "--user", "DEV1\\erin", "--device", "PC-7"]).ok();
+    assert!(explain.stdout.contains("allowed"), "{explain:#?}");
+    assert!(explain.stdout.contains("erin is a member of group `Helpdesk`, a reader"), "{explain:#?}");
+    let who = s.json(&["access", "who-can-read", "pc-7"]);
+    assert_eq!(who["readers"][0]["principal"], "DEV1\\Helpdesk");
+
+    // Add a Computer target: it decides for pc-7 now, and lists nobody.
+    let added = s.json(&["access", "add", "--type", "Computer", "--name", "pc-7", "--grant", "history"]);
+    assert_eq!(added["position"], 3);
+    let explain = s.json(&["access", "explain", "--user", "erin", "--device", "pc-7"]);
+    assert_eq!(explain["allowed"], false);
+    assert_eq!(explain["target"]["id"], added["id"]);
+    let bad = s.run(&["access", "add", "--type", "Printer", "--name", "x"]);
+    assert_eq!(bad.code, 1);
+    assert!(bad.stderr.contains("Printer"), "{bad:#?}");
+    let id = added["id"].as_str().expect("id");
+    s.run(&["access", "move", id, "--position", "1"]).ok();
+    assert_eq!(s.json(&["access", "list"])["items"][0]["id"], added["id"]);
+    s.run(&["access", "remove", id]).ok();
+    assert_eq!(s.json(&["access", "list"])["items"].as_array().expect("items").len(), 2);
+}

@@ -252,7 +252,7 @@ impl RuleIndex {
     /// How `user` is a reader of target `t`, if they are.
     fn reader_via(&self, t: usize, user: &UserFacts) -> Option<ReaderVia> {
         let readers = &self.readers[t];
-        if readers.users.iter().any(|u| *u == user.user_id) {
+        if readers.users.contains(&user.user_id) {
             return Some(ReaderVia::User);
         }
         if readers.groups.is_empty() {
@@ -361,7 +361,12 @@ mod tests {
             target(2, TargetKind::Group, "DEV1\\Workstations", &[(MemberKind::Group, "g-Helpdesk")]),
             target(3, TargetKind::Computer, "PC-CEO", &[(MemberKind::User, "dave")]),
             target(4, TargetKind::Group, "Laptops", &[(MemberKind::User, "erin")]),
-            target(5, TargetKind::Container, "OU=Laptops,OU=Computers,DC=dev1,DC=local", &[(MemberKind::User, "frank")]),
+            target(
+                5,
+                TargetKind::Container,
+                "OU=Laptops,OU=Computers,DC=dev1,DC=local",
+                &[(MemberKind::User, "frank")],
+            ),
         ];
         RuleIndex::build(gs, &edges, targets)
     }
@@ -390,7 +395,10 @@ mod tests {
         assert_eq!(d.matched.unwrap().via, MatchVia::Group { group_id: "g-Workstations".into() });
         assert_eq!(d.reader, Some(ReaderVia::Group { group_id: "g-Helpdesk".into() }));
         // erin is listed on target 4 only, which never gets considered.
-        assert_eq!(ix.decide(&user("erin", &[]), &laptop, Operation::ReadPassword).denied, Some(DenyReason::NotAReader));
+        assert_eq!(
+            ix.decide(&user("erin", &[]), &laptop, Operation::ReadPassword).denied,
+            Some(DenyReason::NotAReader)
+        );
     }
 
     #[test]

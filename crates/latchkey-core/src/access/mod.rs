@@ -10,7 +10,7 @@
 mod index;
 
 pub use index::{
-    DeviceFacts, Decision, DenyReason, GroupEdge, IndexedGroup, MatchVia, Matched, ReaderVia, RuleIndex, UserFacts,
+    Decision, DenyReason, DeviceFacts, GroupEdge, IndexedGroup, MatchVia, Matched, ReaderVia, RuleIndex, UserFacts,
 };
 
 use time::OffsetDateTime;
@@ -124,8 +124,7 @@ impl Grants {
 
     /// Parse the stored form.
     pub fn from_stored(s: &str) -> Option<Self> {
-        let ops: Option<Vec<Operation>> =
-            s.split(',').filter(|p| !p.trim().is_empty()).map(Operation::parse).collect();
+        let ops: Option<Vec<Operation>> = s.split(',').filter(|p| !p.trim().is_empty()).map(Operation::parse).collect();
         ops.map(|ops| Self::from_operations(&ops))
     }
 }

@@ -214,5 +214,6 @@ pub async fn reveal_secret(
         password: opened.password.map(|p| p.as_str().to_owned()),
         ssh_private_key: opened.ssh_key.map(|k| k.as_str().to_owned()),
         expires_at,
+        rotation_expected_at: None,
     }))
 }

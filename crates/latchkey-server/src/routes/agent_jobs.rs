@@ -10,7 +10,7 @@ use latchkey_core::rotation::is_support_account_name;
 use latchkey_core::{Action, DeviceJob, JobKind, ObjectType, RotationPolicy};
 use latchkey_proto as proto;
 use latchkey_proto::ProblemCode;
-use latchkey_store::{AgentSnapshot, CheckInWrite, StoreError};
+use latchkey_store::{CheckInContext, CheckInWrite, Decide, StoreError};
 use zeroize::Zeroizing;
 
 use super::agent_signed::{self, SignedRequest, replayed};
@@ -42,31 +42,32 @@ pub async fn check_in(
     facts: RequestFacts,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<proto::AgentCheckInResponse>, ApiError> {
-    let signed: SignedRequest<proto::AgentCheckIn> =
-        agent_signed::verify(&state, &method, &uri, &headers, facts, body).await?;
-    let report = &signed.body;
+    let request = agent_signed::unverified(&state, &headers, body)?;
+    let device_id = request.device_id().to_owned();
+    let (tenant_id, key) = state.store().agent_key(&device_id).await.map_err(agent_signed::unknown_device)?;
+    let (nonce, report): (String, proto::AgentCheckIn) = request.open(&key, &method, &uri)?;
     if report.managed_accounts.len() > 64 || report.managed_accounts.iter().any(|a| a.is_empty() || a.len() > 64) {
         return Err(ApiError::invalid("managedAccounts holds at most 64 names of 1-64 characters"));
     }
     if report.password_version.is_some_and(|v| v < 1) {
         return Err(ApiError::invalid("passwordVersion must be at least 1"));
     }
-    let device = &signed.device;
     let now = state.clock().now();
-    let policy = state
-        .store()
-        .effective_policy(&device.tenant_id, &device.id)
-        .await
-        .map_err(|e| ApiError::store("device", e))?;
-    let snapshot = state.store().agent_snapshot(&device.id, now).await.map_err(|e| ApiError::store("device", e))?;
-    let write = decide(&signed, &policy, &snapshot, now);
-    let confirmed = write.confirm.is_some();
-    let template = signed.event(&state, Action::RotationRequest, ObjectType::DeviceJob);
-    let queued = match state.store().record_check_in(now, write, template).await {
-        Ok(q) => q,
+    let template = facts
+        .event(now, format!("agent:{device_id}"), Action::RotationRequest, ObjectType::DeviceJob)
+        .tenant(tenant_id);
+    let reported = report.password_version;
+    // Decided in the store's batch, from the device's state in the transaction that records it.
+    let decision: Decide = Box::new(move |ctx| decide(ctx, nonce, reported, now));
+    let (context, queued) = match state.store().check_in(&device_id, &key, now, template, decision).await {
+        Ok(done) => done,
         Err(StoreError::Conflict(_)) => return Err(replayed()),
+        // The device was removed (or enrolled again) since its key was read.
+        Err(StoreError::NotFound) => return Err(agent_signed::unauthenticated("the signature does not verify")),
         Err(e) => return Err(ApiError::store("device", e)),
     };
+    let confirmed = decide(&context, String::new(), reported, now).confirm.is_some();
+    let CheckInContext { device, policy, snapshot } = context;
     let jobs = snapshot
         .open_jobs
         .into_iter()
@@ -77,7 +78,7 @@ pub async fn check_in(
         .collect();
     state.metrics().agent_check_in();
     Ok(Json(proto::AgentCheckInResponse {
-        device_id: device.id.clone(),
+        device_id: device.id,
         poll_interval_seconds: policy.poll_interval.whole_seconds(),
         server_time: now,
         jobs,
@@ -85,14 +86,8 @@ pub async fn check_in(
 }
 
 /// What a check-in changes, from what the agent reports and what the server holds.
-fn decide(
-    signed: &SignedRequest<proto::AgentCheckIn>,
-    policy: &RotationPolicy,
-    snapshot: &AgentSnapshot,
-    now: time::OffsetDateTime,
-) -> CheckInWrite {
-    let reported = signed.body.password_version;
-    let admin = snapshot.admin.as_ref();
+fn decide(ctx: &CheckInContext, nonce: String, reported: Option<i64>, now: time::OffsetDateTime) -> CheckInWrite {
+    let (policy, admin) = (&ctx.policy, ctx.snapshot.admin.as_ref());
     // The agent recorded a pending version as set before it could confirm: confirm it now.
     let confirm = admin
         .zip(reported)
@@ -110,15 +105,15 @@ fn decide(
         })
     };
     CheckInWrite {
-        device_id: signed.device.id.clone(),
-        tenant_id: signed.device.tenant_id.clone(),
-        nonce: signed.nonce.clone(),
+        device_id: ctx.device.id.clone(),
+        tenant_id: ctx.device.tenant_id.clone(),
+        nonce,
         nonce_expires_at: SignedRequest::<()>::nonce_expiry(now),
         reported_version: reported,
         poll_interval_secs: policy.poll_interval.whole_seconds(),
         confirm,
         rotate,
-        remove_support: snapshot.expired_support.clone(),
+        remove_support: ctx.snapshot.expired_support.clone(),
     }
 }
 

@@ -67,17 +67,66 @@ pub(crate) fn replayed() -> ApiError {
     unauthenticated("replayed request: the nonce was used before")
 }
 
-/// Check a signed agent request and parse its JSON body: the device is enrolled, the
-/// timestamp is within 5 minutes, the signature over the request verifies with the device's
-/// key. Nothing is written.
-pub(crate) async fn verify<T: DeserializeOwned>(
+/// A signed agent request whose headers are well formed and whose timestamp is within
+/// 5 minutes; the signature is not checked yet.
+pub(crate) struct Unverified {
+    device_id: String,
+    timestamp: i64,
+    nonce: String,
+    signature: Vec<u8>,
+    body: Bytes,
+}
+
+impl Unverified {
+    /// The device the request claims to come from.
+    pub fn device_id(&self) -> &str {
+        &self.device_id
+    }
+
+    /// Check the signature over the request with `device`'s key and parse the JSON body.
+    /// Nothing is written.
+    pub fn verify<T: DeserializeOwned>(
+        self,
+        device: Device,
+        method: &Method,
+        uri: &Uri,
+        facts: RequestFacts,
+    ) -> Result<SignedRequest<T>, ApiError> {
+        let key = device.agent_public_key.clone().unwrap_or_default();
+        let (nonce, body) = self.open(&key, method, uri)?;
+        Ok(SignedRequest { device, nonce, body, facts })
+    }
+
+    /// Check the signature over the request with the device's public key (base64url) and
+    /// parse the JSON body; returns the nonce and the body. Nothing is written.
+    pub fn open<T: DeserializeOwned>(self, key: &str, method: &Method, uri: &Uri) -> Result<(String, T), ApiError> {
+        let key = DeviceVerifyingKey::from_base64url(key)
+            .map_err(|_| ApiError::Internal(format!("device {} has an unreadable public key", self.device_id)))?;
+        let path = uri.path_and_query().map_or_else(|| uri.path(), |pq| pq.as_str());
+        let signed = latchkey_crypto::request_signing_bytes(
+            method.as_str(),
+            path,
+            &self.device_id,
+            self.timestamp,
+            &self.nonce,
+            &self.body,
+        );
+        if !key.verify(&signed, &self.signature) {
+            return Err(unauthenticated("the signature does not verify"));
+        }
+        let body: T = serde_json::from_slice(&self.body)
+            .map_err(|e| ApiError::Client(ProblemCode::MalformedBody, crate::extract::redact_values(&e.to_string())))?;
+        Ok((self.nonce, body))
+    }
+}
+
+/// Check a signed agent request's headers and timestamp (within 5 minutes of the server's
+/// clock). Nothing is read or written.
+pub(crate) fn unverified(
     state: &AppState,
-    method: &Method,
-    uri: &Uri,
     headers: &HeaderMap,
-    facts: RequestFacts,
     body: Result<Bytes, BytesRejection>,
-) -> Result<SignedRequest<T>, ApiError> {
+) -> Result<Unverified, ApiError> {
     use latchkey_proto::agent_headers as h;
     let body = body.map_err(|r| {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -101,25 +150,32 @@ pub(crate) async fn verify<T: DeserializeOwned>(
     if (now.unix_timestamp() - timestamp).abs() > MAX_SKEW_SECS {
         return Err(unauthenticated("the request timestamp is more than 5 minutes off the server's clock"));
     }
-    let device = match state.store().device_for_agent(&device_id.to_string()).await {
-        Ok(d) => d,
-        Err(StoreError::NotFound) => return Err(unauthenticated("the signature does not verify")),
-        Err(e) => return Err(ApiError::store("device", e)),
-    };
-    let key = device
-        .agent_public_key
-        .as_deref()
-        .and_then(|k| DeviceVerifyingKey::from_base64url(k).ok())
-        .ok_or_else(|| ApiError::Internal(format!("device {device_id} has an unreadable public key")))?;
-    let path = uri.path_and_query().map_or_else(|| uri.path(), |pq| pq.as_str());
-    let signed =
-        latchkey_crypto::request_signing_bytes(method.as_str(), path, &device_id.to_string(), timestamp, nonce, &body);
-    if !key.verify(&signed, &signature) {
-        return Err(unauthenticated("the signature does not verify"));
+    Ok(Unverified { device_id: device_id.to_string(), timestamp, nonce: nonce.to_owned(), signature, body })
+}
+
+/// The answer to a request from a device that is not enrolled: the same as a bad signature,
+/// so an unknown device id reveals nothing.
+pub(crate) fn unknown_device(e: StoreError) -> ApiError {
+    match e {
+        StoreError::NotFound => unauthenticated("the signature does not verify"),
+        e => ApiError::store("device", e),
     }
-    let body: T = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::Client(ProblemCode::MalformedBody, crate::extract::redact_values(&e.to_string())))?;
-    Ok(SignedRequest { device, nonce: nonce.to_owned(), body, facts })
+}
+
+/// Check a signed agent request and parse its JSON body: the device is enrolled, the
+/// timestamp is within 5 minutes, the signature over the request verifies with the device's
+/// key. Nothing is written.
+pub(crate) async fn verify<T: DeserializeOwned>(
+    state: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    facts: RequestFacts,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<SignedRequest<T>, ApiError> {
+    let request = unverified(state, headers, body)?;
+    let device = state.store().device_for_agent(request.device_id()).await.map_err(unknown_device)?;
+    request.verify(device, method, uri, facts)
 }
 
 pub(crate) fn base64_url(s: &str) -> Option<Vec<u8>> {

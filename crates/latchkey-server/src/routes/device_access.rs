@@ -4,14 +4,16 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use latchkey_core::access::Operation;
 use latchkey_core::{Action, ObjectType, Reason};
 use latchkey_proto as proto;
 use latchkey_store::StoreError;
 use serde::Deserialize;
 
 use super::dto;
+use super::governed_read::{ReadRequest, read_as_user, require_grant};
 use super::support_account::{failed_at_device, tenant_device};
-use crate::auth::Admin;
+use crate::auth::{Admin, Caller};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery};
 use crate::state::AppState;
@@ -74,26 +76,34 @@ pub async fn list_device_jobs(
 /// Read the device's admin password: the active one, or `version` from its history (also a
 /// pending version the device may hold before it was confirmed). The reason is required;
 /// the read (or its failure) is in the audit log before the password leaves the server.
+/// A person signed in reads only through an access target that lists them (history needs a
+/// target granting `history`); the target's expire-after then shortens the password's life
+/// and its audit settings decide who is mailed. An admin token reads any device.
 #[utoipa::path(post, path = "/api/v1/tenants/{tenant}/devices/{device_id}/password/reveal", tag = "devices",
     request_body = proto::DevicePasswordRequest, security(("bearer" = [])),
     params(("tenant" = String, Path, description = "tenant slug"), ("device_id" = String, Path, description = "deviceId (UUID)")),
-    responses((status = 200, body = proto::RevealedSecret), (status = 400, body = proto::Problem), (status = 404, body = proto::Problem)))]
+    responses((status = 200, body = proto::RevealedSecret), (status = 400, body = proto::Problem),
+        (status = 403, body = proto::Problem), (status = 404, body = proto::Problem)))]
 pub async fn reveal_device_password(
     State(state): State<AppState>,
-    admin: Admin,
+    caller: Caller,
     Path((tenant, device_id)): Path<(String, String)>,
     ApiJson(body): ApiJson<proto::DevicePasswordRequest>,
 ) -> Result<Json<proto::RevealedSecret>, ApiError> {
-    let tenant = admin.tenant(&state, &tenant).await?;
+    let tenant = caller.tenant(&state, &tenant).await?;
     let reason = Reason::parse(&body.reason)?;
     let ticket = dto::optional_text("ticket", body.ticket, 100)?;
     if body.version.is_some_and(|v| v < 1) {
         return Err(ApiError::invalid("version must be at least 1"));
     }
     let device = tenant_device(&state, &tenant.id, &device_id).await?;
-    let mut event = admin.event(&state, Action::SecretRead, ObjectType::Account).tenant(tenant.id.clone());
+    let mut event = caller.event(&state, Action::SecretRead, ObjectType::Account).tenant(tenant.id.clone());
     event.reason = Some(reason.as_str().to_owned());
     event.ticket = ticket;
+    if let Caller::User(user) = &caller {
+        let req = ReadRequest { tenant_slug: &tenant.slug, device: &device, version: body.version, event };
+        return read_as_user(&state, user, req).await.map(Json);
+    }
     let admin_state = state.store().admin_password_state(&device.id).await.map_err(|e| ApiError::store("device", e))?;
     let Some(account) = admin_state else {
         let failed = failed_at_device(event, &device.id, "no escrowed admin password");
@@ -136,23 +146,27 @@ pub async fn reveal_device_password(
         password: opened.password.map(|p| p.as_str().to_owned()),
         ssh_private_key: None,
         expires_at,
+        rotation_expected_at: None,
     }))
 }
 
 /// The versions of the device's admin password, newest first: number, state, created and
-/// expiry. Never a value.
+/// expiry. Never a value. A person signed in needs a target granting `history`.
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}/devices/{device_id}/password/history", tag = "devices",
     security(("bearer" = [])),
     params(("tenant" = String, Path, description = "tenant slug"), ("device_id" = String, Path, description = "deviceId (UUID)")),
     responses((status = 200, body = proto::ListResponse<proto::SecretVersionInfo>), (status = 400, body = proto::Problem),
-        (status = 404, body = proto::Problem)))]
+        (status = 403, body = proto::Problem), (status = 404, body = proto::Problem)))]
 pub async fn device_password_history(
     State(state): State<AppState>,
-    admin: Admin,
+    caller: Caller,
     Path((tenant, device_id)): Path<(String, String)>,
 ) -> Result<Json<proto::ListResponse<proto::SecretVersionInfo>>, ApiError> {
-    let tenant = admin.tenant(&state, &tenant).await?;
+    let tenant = caller.tenant(&state, &tenant).await?;
     let device = tenant_device(&state, &tenant.id, &device_id).await?;
+    if let Caller::User(user) = &caller {
+        require_grant(&state, user, &device, Operation::ReadHistory).await?;
+    }
     let admin_state = state.store().admin_password_state(&device.id).await.map_err(|e| ApiError::store("device", e))?;
     let items = match admin_state {
         None => Vec::new(),

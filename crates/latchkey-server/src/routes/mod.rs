@@ -1,6 +1,7 @@
 //! The HTTP routes. Each handler authenticates (extractor), authorizes (tenant scope),
 //! validates (parses into domain types), calls the store, and maps the result to a DTO.
 
+mod access;
 mod accounts;
 mod agent;
 mod agent_jobs;
@@ -10,11 +11,15 @@ mod credentials;
 mod device_access;
 mod devices;
 mod directory;
+mod directory_sync;
 mod dto;
+mod governed_read;
 mod health;
 mod keys;
+mod notifications;
 mod realmjoin;
 mod rotation_policy;
+mod sign_in;
 mod support_account;
 mod tenants;
 
@@ -29,6 +34,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use crate::error::problem_response;
 use crate::state::AppState;
 
+pub(crate) use access::*;
 pub(crate) use accounts::*;
 pub(crate) use agent::*;
 pub(crate) use agent_jobs::*;
@@ -37,10 +43,13 @@ pub(crate) use credentials::*;
 pub(crate) use device_access::*;
 pub(crate) use devices::*;
 pub(crate) use directory::*;
+pub(crate) use directory_sync::*;
 pub(crate) use health::*;
 pub(crate) use keys::*;
+pub(crate) use notifications::*;
 pub(crate) use realmjoin::*;
 pub(crate) use rotation_policy::*;
+pub(crate) use sign_in::*;
 pub(crate) use support_account::*;
 pub(crate) use tenants::*;
 
@@ -58,6 +67,15 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/tenants/{tenant}/devices/{device_id}/password/history", get(device_password_history))
         .route("/tenants/{tenant}/devices/{device_id}/support-account", post(request_device_support_account))
         .route("/tenants/{tenant}/devices/{device_id}/support-account/reveal", post(reveal_device_support_account))
+        .route("/tenants/{tenant}/access/targets", get(list_targets).post(create_target))
+        .route(
+            "/tenants/{tenant}/access/targets/{target_id}",
+            get(get_target).put(replace_target).delete(delete_target),
+        )
+        .route("/tenants/{tenant}/access/targets/{target_id}/move", post(move_target))
+        .route("/tenants/{tenant}/access/import/lithnet", post(import_lithnet))
+        .route("/tenants/{tenant}/access/explain", get(explain_access))
+        .route("/tenants/{tenant}/access/who-can-read", get(who_can_read))
         .route("/tenants/{tenant}/rotation-policy", put(set_tenant_rotation_policy))
         .route("/tenants/{tenant}/rotation-policies", get(list_rotation_policies))
         .route("/tenants/{tenant}/groups/{group_id}/rotation-policy", put(set_group_rotation_policy))
@@ -66,10 +84,16 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/tenants/{tenant}/groups/{group_id}", get(get_group))
         .route("/tenants/{tenant}/groups/{group_id}/members", get(list_members).post(add_member).delete(remove_member))
         .route("/tenants/{tenant}/users", get(list_users).post(create_user))
+        .route("/tenants/{tenant}/directory/sync", get(directory_sync_status).post(run_directory_sync))
+        .route("/tenants/{tenant}/users/{user_id}/password", put(set_user_password))
+        .route("/sign-in", post(sign_in))
+        .route("/sign-out", post(sign_out))
+        .route("/me", get(me))
         .route("/tenants/{tenant}/accounts", get(list_accounts).post(create_account))
         .route("/tenants/{tenant}/accounts/{account_id}", get(get_account))
         .route("/tenants/{tenant}/accounts/{account_id}/secret", get(list_secret_versions).put(set_secret))
         .route("/tenants/{tenant}/accounts/{account_id}/secret/reveal", post(reveal_secret))
+        .route("/tenants/{tenant}/notifications", get(list_notifications))
         .route("/tenants/{tenant}/api-clients", get(list_api_clients).post(create_api_client))
         .route("/admin-tokens", post(create_admin_token))
         .route("/audit", get(list_audit))

@@ -5,6 +5,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use latchkey_core::access::Operation;
 use latchkey_core::model::Device;
 use latchkey_core::{Action, DeviceId, NewAuditEvent, ObjectType, Outcome, Reason, TimeSpan};
 use latchkey_proto as proto;
@@ -13,7 +14,8 @@ use time::{Duration, OffsetDateTime};
 use zeroize::Zeroizing;
 
 use super::dto;
-use crate::auth::Admin;
+use super::governed_read::require_grant;
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::state::AppState;
@@ -110,21 +112,25 @@ pub(crate) async fn tenant_device(state: &AppState, tenant_id: &str, raw: &str) 
 }
 
 /// Ask for a support account on a device: the agent creates it at its next check-in. A
-/// request while a creation job is open or an account is live queues nothing new.
+/// request while a creation job is open or an account is live queues nothing new. A person
+/// signed in needs a target granting `support-account`.
 #[utoipa::path(post, path = "/api/v1/tenants/{tenant}/devices/{device_id}/support-account", tag = "devices",
     security(("bearer" = [])),
     params(("tenant" = String, Path, description = "tenant slug"), ("device_id" = String, Path, description = "deviceId (UUID)")),
     responses((status = 200, body = proto::SupportAccountRequested, description = "an account is ready"),
         (status = 202, body = proto::SupportAccountRequested, description = "a creation job is queued"),
-        (status = 400, body = proto::Problem), (status = 404, body = proto::Problem)))]
+        (status = 400, body = proto::Problem), (status = 403, body = proto::Problem), (status = 404, body = proto::Problem)))]
 pub async fn request_device_support_account(
     State(state): State<AppState>,
-    admin: Admin,
+    caller: Caller,
     Path((tenant, device_id)): Path<(String, String)>,
 ) -> Result<(StatusCode, Json<proto::SupportAccountRequested>), ApiError> {
-    let tenant = admin.tenant(&state, &tenant).await?;
+    let tenant = caller.tenant(&state, &tenant).await?;
     let device = tenant_device(&state, &tenant.id, &device_id).await?;
-    let event = admin.event(&state, Action::SupportAccountRequest, ObjectType::Device).tenant(tenant.id.clone());
+    if let Caller::User(user) = &caller {
+        require_grant(&state, user, &device, Operation::RequestSupportAccount).await?;
+    }
+    let event = caller.event(&state, Action::SupportAccountRequest, ObjectType::Device).tenant(tenant.id.clone());
     let (answer, wait) = request(&state, &device, event).await.map_err(|e| ApiError::store("device", e))?;
     let (status, state_name, job_id) = match answer {
         SupportRequest::Ready => (StatusCode::OK, proto::SupportAccountState::Ready, None),
@@ -144,23 +150,27 @@ pub async fn request_device_support_account(
 }
 
 /// Reveal the device's live support account: user name, password and expiry. The reason is
-/// required; the read is in the audit log before the password leaves the server.
+/// required; the read is in the audit log before the password leaves the server. A person
+/// signed in needs a target granting `support-account`.
 #[utoipa::path(post, path = "/api/v1/tenants/{tenant}/devices/{device_id}/support-account/reveal", tag = "devices",
     request_body = proto::SecretReadRequest, security(("bearer" = [])),
     params(("tenant" = String, Path, description = "tenant slug"), ("device_id" = String, Path, description = "deviceId (UUID)")),
     responses((status = 200, body = proto::RevealedSupportAccount), (status = 400, body = proto::Problem),
-        (status = 404, body = proto::Problem)))]
+        (status = 403, body = proto::Problem), (status = 404, body = proto::Problem)))]
 pub async fn reveal_device_support_account(
     State(state): State<AppState>,
-    admin: Admin,
+    caller: Caller,
     Path((tenant, device_id)): Path<(String, String)>,
     ApiJson(body): ApiJson<proto::SecretReadRequest>,
 ) -> Result<Json<proto::RevealedSupportAccount>, ApiError> {
-    let tenant = admin.tenant(&state, &tenant).await?;
+    let tenant = caller.tenant(&state, &tenant).await?;
     let reason = Reason::parse(&body.reason)?;
     let ticket = dto::optional_text("ticket", body.ticket, 100)?;
     let device = tenant_device(&state, &tenant.id, &device_id).await?;
-    let mut event = admin.event(&state, Action::SecretRead, ObjectType::Account).tenant(tenant.id.clone());
+    if let Caller::User(user) = &caller {
+        require_grant(&state, user, &device, Operation::RequestSupportAccount).await?;
+    }
+    let mut event = caller.event(&state, Action::SecretRead, ObjectType::Account).tenant(tenant.id.clone());
     event.reason = Some(reason.as_str().to_owned());
     event.ticket = ticket;
     let read = read_live(&state, &tenant.id, &device.id, event.clone()).await.map_err(|e| match e {

@@ -2,14 +2,18 @@
 //! real client. Every case runs on SQLite and on PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod access;
 mod bad_input;
 mod device_access;
 mod device_agent;
+mod directory_sync;
 mod enrollment;
 mod flow;
 mod helpers;
+mod notifications;
 mod realmjoin;
 mod rotation;
+mod sign_in;
 mod tenancy;
 mod tls;
 mod vault;

@@ -7,12 +7,15 @@
 #[macro_use]
 mod output;
 
+mod access;
 mod account;
 mod admin;
 mod api_client;
 mod audit;
 mod device;
+mod directory_sync;
 mod group;
+mod login;
 mod policy;
 mod support_account;
 mod tenant;
@@ -38,9 +41,10 @@ pub struct Connection {
         value_name = "URL"
     )]
     pub url: String,
-    /// Admin API token (prefer the environment variable: arguments are visible to other
-    /// local users). When absent, read from $LATCHKEY_DATA_DIR/admin-token or
-    /// ./latchkey-data/admin-token if that file exists.
+    /// Admin API token or session token (prefer the environment variable: arguments are
+    /// visible to other local users). When absent: the session saved by `latchkey login --save`
+    /// for this server, else $LATCHKEY_DATA_DIR/admin-token or ./latchkey-data/admin-token if
+    /// that file exists.
     #[arg(
         long,
         global = true,
@@ -115,6 +119,24 @@ pub enum ClientCommand {
         #[command(subcommand)]
         cmd: support_account::SupportAccountCommand,
     },
+    /// Access targets: who may read which device's password, and why.
+    Access {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(flatten)]
+        tenant: TenantArg,
+        #[command(subcommand)]
+        cmd: access::AccessCommand,
+    },
+    /// Import configuration from other products.
+    Import {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(flatten)]
+        tenant: TenantArg,
+        #[command(subcommand)]
+        cmd: access::ImportCommand,
+    },
     /// Groups of a tenant and their members.
     Group {
         #[command(flatten)]
@@ -158,6 +180,15 @@ pub enum ClientCommand {
         #[command(subcommand)]
         cmd: token::TokenCommand,
     },
+    /// Directory sync from LDAP / Active Directory: sync now, and the recent runs.
+    Directory {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(flatten)]
+        tenant: TenantArg,
+        #[command(subcommand)]
+        cmd: directory_sync::DirectoryCommand,
+    },
     /// The audit log: list events and verify the hash chain.
     Audit {
         #[command(flatten)]
@@ -174,6 +205,25 @@ pub enum ClientCommand {
         #[command(subcommand)]
         cmd: admin::AdminCommand,
     },
+    /// Sign in as a person and get a session token (printed, or saved with --save).
+    Login {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(flatten)]
+        tenant: TenantArg,
+        #[command(flatten)]
+        args: login::LoginArgs,
+    },
+    /// End the session (the saved one, or the one given with --token) and forget it.
+    Logout {
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Who the session token belongs to, and until when it lasts.
+    Whoami {
+        #[command(flatten)]
+        conn: Connection,
+    },
 }
 
 pub async fn run(cmd: ClientCommand) -> Result<(), String> {
@@ -189,6 +239,12 @@ pub async fn run(cmd: ClientCommand) -> Result<(), String> {
         ClientCommand::SupportAccount { conn, tenant, cmd } => {
             support_account::run(&Ctx::connect(conn, true)?, &tenant.tenant, cmd).await
         }
+        ClientCommand::Access { conn, tenant, cmd } => {
+            access::run(&Ctx::connect(conn, true)?, &tenant.tenant, cmd).await
+        }
+        ClientCommand::Import { conn, tenant, cmd } => {
+            access::import(&Ctx::connect(conn, true)?, &tenant.tenant, cmd).await
+        }
         ClientCommand::Group { conn, tenant, cmd } => group::run(&Ctx::connect(conn, true)?, &tenant.tenant, cmd).await,
         ClientCommand::User { conn, tenant, cmd } => user::run(&Ctx::connect(conn, true)?, &tenant.tenant, cmd).await,
         ClientCommand::Account { conn, tenant, cmd } => {
@@ -198,8 +254,14 @@ pub async fn run(cmd: ClientCommand) -> Result<(), String> {
             api_client::run(&Ctx::connect(conn, true)?, &tenant.tenant, cmd).await
         }
         ClientCommand::Token { conn, cmd } => token::run(&Ctx::connect(conn, true)?, cmd).await,
+        ClientCommand::Directory { conn, tenant, cmd } => {
+            directory_sync::run(&Ctx::connect(conn, true)?, &tenant.tenant, cmd).await
+        }
         ClientCommand::Audit { conn, tenant, cmd } => audit::run(&Ctx::connect(conn, true)?, &tenant.tenant, cmd).await,
         ClientCommand::Admin { conn, cmd } => admin::run(&Ctx::connect(conn, true)?, cmd).await,
+        ClientCommand::Login { conn, tenant, args } => login::login(conn, &tenant.tenant, args).await,
+        ClientCommand::Logout { conn } => login::logout(conn).await,
+        ClientCommand::Whoami { conn } => login::whoami(conn).await,
     }
 }
 
@@ -230,7 +292,8 @@ impl Ctx {
     /// A client for the connection options; with `auth`, find the token (flag, variable, or
     /// the data directory's `admin-token` file).
     fn connect(conn: Connection, auth: bool) -> Result<Self, String> {
-        let (token, token_source) = if auth { resolve_token(conn.token)? } else { (None, TokenSource::None) };
+        let (token, token_source) =
+            if auth { resolve_token(conn.token, &conn.url)? } else { (None, TokenSource::None) };
         let ca = match &conn.ca_cert {
             Some(path) => Some(
                 std::fs::read(path).map_err(|e| format!("cannot read the CA certificate {}: {e}", path.display()))?,
@@ -288,10 +351,14 @@ fn describe(e: &ClientError) -> String {
     }
 }
 
-/// The token from the flag or variable, else from the data directory's `admin-token` file.
-fn resolve_token(given: Option<String>) -> Result<(Option<String>, TokenSource), String> {
+/// The token from the flag or variable, else the session saved for the server at `url`, else
+/// the data directory's `admin-token` file.
+fn resolve_token(given: Option<String>, url: &str) -> Result<(Option<String>, TokenSource), String> {
     if let Some(t) = given.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()) {
         return Ok((Some(t), TokenSource::Given));
+    }
+    if let Some((t, path)) = login::saved_token(url)? {
+        return Ok((Some(t), TokenSource::File(path)));
     }
     let dir = std::env::var_os("LATCHKEY_DATA_DIR")
         .filter(|d| !d.is_empty())

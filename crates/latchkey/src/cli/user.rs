@@ -19,6 +19,15 @@ pub enum UserCommand {
     },
     /// List the tenant's users.
     List,
+    /// Set a local user's password (12 to 1024 characters; asked twice on the terminal, or the
+    /// first line of stdin with --password-stdin). The user's sessions end.
+    SetPassword {
+        /// The user's name or id.
+        user: String,
+        /// Read the password from the first line of stdin.
+        #[arg(long)]
+        password_stdin: bool,
+    },
 }
 
 pub async fn run(ctx: &Ctx, tenant: &str, cmd: UserCommand) -> Result<(), String> {
@@ -37,6 +46,19 @@ pub async fn run(ctx: &Ctx, tenant: &str, cmd: UserCommand) -> Result<(), String
                 ("email", opt(u.email.as_deref())),
                 ("created", output::time(u.created_at)),
             ])
+        }
+        UserCommand::SetPassword { user, password_stdin } => {
+            let (id, name) = find_user(ctx, tenant, &user).await?;
+            let password = super::login::read_password(&format!("New password for {name}: "), password_stdin)?;
+            if !password_stdin {
+                let again = super::login::read_password("Again: ", false)?;
+                if *again != *password {
+                    return Err("the two passwords differ; nothing was changed".to_owned());
+                }
+            }
+            let body = proto::PasswordSetRequest { password: password.to_string() };
+            ctx.client.set_user_password(tenant, &id, &body).await.map_err(|e| ctx.err(e))?;
+            outln!("password of {name} ({id}) in tenant {tenant} is set")
         }
         UserCommand::List => {
             let list = ctx.client.list_users(tenant).await.map_err(|e| ctx.err(e))?;
@@ -63,4 +85,16 @@ pub async fn run(ctx: &Ctx, tenant: &str, cmd: UserCommand) -> Result<(), String
             )
         }
     }
+}
+
+/// The id and name of the user named (case-insensitively) or identified by `user`.
+async fn find_user(ctx: &Ctx, tenant: &str, user: &str) -> Result<(String, String), String> {
+    let users = ctx.client.list_users(tenant).await.map_err(|e| ctx.err(e))?;
+    let wanted = user.trim();
+    users
+        .items
+        .into_iter()
+        .find(|u| u.id.eq_ignore_ascii_case(wanted) || u.name.to_lowercase() == wanted.to_lowercase())
+        .map(|u| (u.id, u.name))
+        .ok_or_else(|| format!("no user {wanted} in tenant {tenant}"))
 }

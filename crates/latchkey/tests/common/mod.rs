@@ -39,6 +39,7 @@ const VARS: &[&str] = &[
     "LATCHKEY_AGENT_ACCOUNT",
     "LATCHKEY_AGENT_ADMIN_GROUP",
     "LATCHKEY_AGENT_ROOT",
+    "LATCHKEY_SESSION_FILE",
 ];
 
 /// A running server; killed when dropped.
@@ -240,6 +241,8 @@ impl Server {
             cmd.env_remove(v);
         }
         cmd.env("LATCHKEY_URL", &self.url).current_dir(&self.work_dir);
+        // A session saved by `latchkey login --save` stays inside the test's directory.
+        cmd.env("LATCHKEY_SESSION_FILE", self.tmp.path().join("session.json"));
         // An agent run without `--root` must never reach the machine's own accounts.
         cmd.env("LATCHKEY_AGENT_ROOT", self.tmp.path().join("no-account-root"));
         cmd

@@ -1,0 +1,126 @@
+//! People from a real directory signing in to the server: the tenant's `[[directory]]` is
+//! synced, then `POST /api/v1/sign-in` binds to the directory as the person. Runs against the
+//! Samba AD domain controller and against OpenLDAP (see `scripts/services/`); a case is skipped
+//! only when its server's variables are absent and services are not required.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{Service, Tree};
+use latchkey_client::{AuditQuery, Client, ClientError};
+use latchkey_proto as proto;
+use latchkey_server::{Config, ConfigLayer, RunningServer, SignInLayer, SystemClock, TenantDirectory};
+use secrecy::ExposeSecret;
+
+macro_rules! both {
+    ($($case:ident),* $(,)?) => {$(
+        mod $case {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn samba() {
+                let Some(s) = super::Service::samba() else { return };
+                super::$case(s).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn openldap() {
+                let Some(s) = super::Service::openldap() else { return };
+                super::$case(s).await;
+            }
+        }
+    )*};
+}
+
+both!(directory_users_sign_in_by_binding);
+
+const PASSWORD: &str = "Lk-Secret-42!x";
+
+/// A server (embedded store) whose default tenant reads `service` below `base_dn`.
+async fn server(service: &Service, base_dn: &str, dir: &tempfile::TempDir) -> (RunningServer, Client) {
+    let config = Config::resolve(ConfigLayer {
+        data_dir: Some(dir.path().to_owned()),
+        listen: Some("127.0.0.1:0".into()),
+        sign_in: Some(SignInLayer {
+            failure_delay_ms: Some(1),
+            failure_delay_max_ms: Some(2),
+            max_failures_per_day: Some(50),
+            ..Default::default()
+        }),
+        directory: Some(vec![TenantDirectory { tenant: "default".into(), config: service.config(base_dn) }]),
+        ..Default::default()
+    })
+    .unwrap();
+    let server = latchkey_server::start(config, Arc::new(SystemClock)).await.unwrap();
+    let token = server.first_admin_token.as_ref().unwrap().expose_secret().to_owned();
+    let client = Client::new(&format!("http://{}", server.addr), Some(token)).unwrap();
+    (server, client)
+}
+
+async fn sign_in(client: &Client, username: &str, password: &str) -> Result<proto::SignInResponse, ClientError> {
+    let anonymous = Client::new(client.base_url(), None).unwrap();
+    let body = proto::SignInRequest { tenant: "default".into(), username: username.into(), password: password.into() };
+    anonymous.sign_in(&body).await
+}
+
+fn is_401<T: std::fmt::Debug>(r: Result<T, ClientError>) -> bool {
+    matches!(r, Err(ClientError::Api { ref problem }) if problem.status == 401)
+}
+
+/// Synced people sign in with their directory password under any spelling of their name; a
+/// wrong password, an account disabled in the directory (at sync time or after it) and a
+/// person who is not synced are refused alike and counted.
+async fn directory_users_sign_in_by_binding(service: Service) {
+    let mut t = Tree::new(&service).await;
+    let (alice, dave) = (t.name("al"), t.name("dv"));
+    let alice_dn = t.add_user(&alice, PASSWORD, false, None).await;
+    t.add_user(&dave, PASSWORD, true, None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (server, admin) = server(&service, &t.dn, &dir).await;
+    admin.directory_sync("default").await.unwrap();
+
+    let s = sign_in(&admin, &alice, PASSWORD).await.unwrap();
+    assert_eq!(s.user.name, alice);
+    let me = Client::new(admin.base_url(), Some(s.token.clone())).unwrap().me().await.unwrap();
+    assert_eq!(me.method, "ldap");
+    assert_eq!(me.user.display_name.as_deref(), Some(format!("User {alice}").as_str()));
+    assert!(sign_in(&admin, &format!("SOMEDOMAIN\\{}", alice.to_uppercase()), PASSWORD).await.is_ok());
+    if let Some(realm) = &service.realm {
+        assert!(sign_in(&admin, &format!("{alice}@{realm}"), PASSWORD).await.is_ok());
+    }
+
+    assert!(is_401(sign_in(&admin, &alice, "Wrong-Passw0rd!").await), "wrong password");
+    assert!(is_401(sign_in(&admin, &dave, PASSWORD).await), "disabled at sync");
+    assert!(is_401(sign_in(&admin, &t.name("nobody"), PASSWORD).await), "not synced");
+    // Disabled in the directory after the sync: the bind itself refuses.
+    t.set_disabled(&alice_dn, true).await;
+    assert!(is_401(sign_in(&admin, &alice, PASSWORD).await), "disabled after sync");
+    t.set_disabled(&alice_dn, false).await;
+    assert!(sign_in(&admin, &alice, PASSWORD).await.is_ok());
+
+    let events = admin
+        .list_audit(&AuditQuery { action: Some("sign_in".into()), limit: Some(1000), ..Default::default() })
+        .await
+        .unwrap()
+        .items;
+    let denied: Vec<(String, String)> = events
+        .iter()
+        .filter(|e| e.outcome == "denied")
+        .map(|e| {
+            (
+                e.details["reason"].as_str().unwrap_or("").to_owned(),
+                e.details["method"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    let want =
+        [("wrong_password", "ldap"), ("disabled", "local"), ("unknown_user", "local"), ("wrong_password", "ldap")];
+    assert_eq!(denied, want.map(|(r, m)| (r.to_owned(), m.to_owned())));
+    let alice_key = format!("user:{}", alice.to_lowercase());
+    assert!(events.iter().filter(|e| e.outcome == "success").all(|e| e.actor == alice_key));
+    let text = format!("{events:?}");
+    assert!(!text.contains(PASSWORD) && !text.contains("Wrong-Passw0rd"), "a password is in the audit log");
+
+    server.shutdown().await.unwrap();
+    t.cleanup().await;
+}
