@@ -172,6 +172,16 @@ impl ContainerDn {
     }
 }
 
+/// The DN of the container holding an entry (the DN without its first component), as
+/// written; `None` for a DN of one component.
+pub fn dn_parent(dn: &str) -> Option<String> {
+    let parts = split_dn(dn.trim());
+    if parts.len() < 2 {
+        return None;
+    }
+    Some(parts[1..].iter().map(|p| p.trim()).collect::<Vec<_>>().join(","))
+}
+
 /// The comparison key of a DN text (see [`ContainerDn::key`]); text that is not a DN is only
 /// lower-cased and trimmed.
 pub fn dn_key(dn: &str) -> String {
@@ -201,7 +211,7 @@ fn bounded_text<'a>(field: &'static str, raw: &'a str, max: usize) -> Result<&'a
 }
 
 /// Split a DN at unescaped commas.
-fn split_dn(s: &str) -> Vec<&str> {
+pub fn split_dn(s: &str) -> Vec<&str> {
     let mut parts = Vec::new();
     let mut start = 0;
     let mut escaped = false;
@@ -285,6 +295,9 @@ mod tests {
         assert_eq!(a.ancestor_keys(), vec!["ou=workstations,dc=dev1,dc=local", "dc=dev1,dc=local", "dc=local"]);
         let escaped = ContainerDn::parse("OU=Smith\\, John,DC=x").unwrap();
         assert_eq!(escaped.ancestor_keys(), vec!["ou=smith\\, john,dc=x", "dc=x"]);
+        assert_eq!(dn_parent("CN=WS1,OU=Workstations,DC=x").as_deref(), Some("OU=Workstations,DC=x"));
+        assert_eq!(dn_parent("CN=Smith\\, John, OU=People,DC=x").as_deref(), Some("OU=People,DC=x"));
+        assert_eq!(dn_parent("DC=x"), None);
     }
 
     #[test]

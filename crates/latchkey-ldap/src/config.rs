@@ -301,7 +301,7 @@ fn read_secret_file(path: &Path) -> Result<Zeroizing<String>, DirectoryError> {
 fn looks_like_dn(dn: &str) -> bool {
     let dn = dn.trim();
     !dn.is_empty()
-        && crate::dn::split(dn).iter().all(|rdn| match rdn.split_once('=') {
+        && latchkey_core::names::split_dn(dn).iter().all(|rdn| match rdn.split_once('=') {
             Some((attr, value)) => !attr.trim().is_empty() && !value.trim().is_empty(),
             None => false,
         })

@@ -11,7 +11,6 @@
 pub mod bind;
 mod config;
 mod connect;
-pub mod dn;
 mod entry;
 mod error;
 mod search;

@@ -42,7 +42,7 @@ pub struct DirectoryComputer {
 impl DirectoryComputer {
     /// The container (OU) holding the computer: its DN without the first component.
     pub fn container_dn(&self) -> Option<String> {
-        crate::dn::parent(&self.dn)
+        latchkey_core::names::dn_parent(&self.dn)
     }
 }
 

@@ -9,7 +9,7 @@ use tracing::instrument;
 use crate::connect::Connection;
 use crate::entry::{self, Entry};
 use crate::snapshot::{DirectoryGroup, DirectorySnapshot, Member};
-use crate::{DirectoryConfig, DirectoryError, Flavor, dn, search};
+use crate::{DirectoryConfig, DirectoryError, Flavor, search};
 
 /// Read the users, groups and computers of a directory as the service account.
 #[instrument(skip_all, fields(url = %config.url))]
@@ -48,7 +48,7 @@ async fn read_all(conn: &mut Connection) -> Result<DirectorySnapshot, DirectoryE
         if let Some(rid) = e.primary_group_rid() {
             primary.push((rid, member.clone()));
         }
-        by_dn.insert(dn::key(&u.dn), member);
+        by_dn.insert(latchkey_core::names::dn_key(&u.dn), member);
         snapshot.users.push(u);
     }
 
@@ -64,7 +64,7 @@ async fn read_all(conn: &mut Connection) -> Result<DirectorySnapshot, DirectoryE
         if let Some(rid) = e.primary_group_rid() {
             primary.push((rid, member.clone()));
         }
-        by_dn.insert(dn::key(&c.dn), member);
+        by_dn.insert(latchkey_core::names::dn_key(&c.dn), member);
         snapshot.computers.push(c);
     }
 
@@ -77,7 +77,7 @@ async fn read_all(conn: &mut Connection) -> Result<DirectorySnapshot, DirectoryE
             snapshot.skipped_entries += 1;
             continue;
         };
-        by_dn.insert(dn::key(&e.dn), Member::Group(id.clone()));
+        by_dn.insert(latchkey_core::names::dn_key(&e.dn), Member::Group(id.clone()));
         if let Some(rid) = e.sid_rid() {
             by_rid.insert(rid, kept.len());
         }
@@ -87,7 +87,7 @@ async fn read_all(conn: &mut Connection) -> Result<DirectorySnapshot, DirectoryE
     let mut members: Vec<BTreeSet<Member>> = vec![BTreeSet::new(); kept.len()];
     for (i, (e, _, _)) in kept.iter().enumerate() {
         for value in member_dns(conn, flavor, e).await? {
-            match by_dn.get(&dn::key(&value)) {
+            match by_dn.get(&latchkey_core::names::dn_key(&value)) {
                 Some(m) => {
                     members[i].insert(m.clone());
                 }

@@ -10,20 +10,26 @@
 //! * `healthz`: `GET /healthz` (routing, middleware, no store);
 //! * `reveal`: `POST /api/v1/tenants/default/accounts/{id}/secret/reveal` with
 //!   `{"reason":"bench"}`: token check, tenant lookup, secret lookup and decryption, and one
-//!   `secret.read` audit event committed (group commit, fsync) before the answer.
+//!   `secret.read` audit event committed (group commit, fsync) before the answer;
+//! * `device-read`: `POST /api/v1/tenants/default/devices/{id}/password/reveal` as a person
+//!   signed in (session token): session check, the tenant's rule index (a Group target behind
+//!   `LATCHKEY_BENCH_TARGETS` other targets, default 1000, nested groups), the device's and
+//!   the user's facts, then the read with its audit event and notice in one transaction.
 //!
 //! Every worker owns one keep-alive connection and sends one request at a time (closed loop).
 //! Each scenario runs a 1 s warm-up, then `LATCHKEY_BENCH_SECS` (default 5) measured seconds.
 //! Every response must be 200; anything else is counted, sampled and printed, and the run ends
 //! with a loud banner and exit status 1. At the end the audit chain is verified through
-//! `GET /api/v1/audit/verify`, and both the growth of the chain and a paged count of this
-//! account's successful `secret.read` events must equal the number of 200 answers to reveals.
+//! `GET /api/v1/audit/verify`, the growth of the chain must equal the number of 200 answers
+//! to reads, and a paged count of each read account's successful `secret.read` events must
+//! equal the 200 answers of its scenario.
 //!
 //! Environment:
 //! * `LATCHKEY_BENCH_SECS` measured seconds per scenario (default 5);
 //! * `LATCHKEY_BENCH_CONCURRENCY` comma-separated connection counts (default `1,32`);
 //! * `LATCHKEY_BENCH_PG_URL` a PostgreSQL database URL (must be empty: the run bootstraps it);
-//! * `LATCHKEY_BENCH_SCENARIOS` comma-separated subset of `healthz,reveal` (for profiling);
+//! * `LATCHKEY_BENCH_SCENARIOS` comma-separated subset of `healthz,reveal,device-read`;
+//! * `LATCHKEY_BENCH_TARGETS` access targets in front of the one that matches (default 1000);
 //! * `LATCHKEY_BENCH_CLIENT` `hyper` (default) or `reqwest`;
 //! * `LATCHKEY_BENCH_LOADGEN` `shared` (default) or `separate` (see below).
 //!
@@ -101,10 +107,13 @@ impl Settings {
                 .map(|n| match n.trim() {
                     "healthz" => Ok(Kind::Healthz),
                     "reveal" => Ok(Kind::Reveal),
-                    other => Err(format!("LATCHKEY_BENCH_SCENARIOS: unknown scenario `{other}` (healthz, reveal)")),
+                    "device-read" => Ok(Kind::DeviceRead),
+                    other => Err(format!(
+                        "LATCHKEY_BENCH_SCENARIOS: unknown scenario `{other}` (healthz, reveal, device-read)"
+                    )),
                 })
                 .collect::<Result<Vec<_>, _>>()?,
-            None => vec![Kind::Healthz, Kind::Reveal],
+            None => vec![Kind::Healthz, Kind::Reveal, Kind::DeviceRead],
         };
         let client = match env("LATCHKEY_BENCH_CLIENT").as_deref() {
             None | Some("hyper") => ClientKind::Hyper,
@@ -124,6 +133,7 @@ impl Settings {
 enum Kind {
     Healthz,
     Reveal,
+    DeviceRead,
 }
 
 impl Kind {
@@ -131,6 +141,7 @@ impl Kind {
         match self {
             Kind::Healthz => "GET /healthz",
             Kind::Reveal => "POST secret/reveal (audited)",
+            Kind::DeviceRead => "POST device password (rules)",
         }
     }
 }
@@ -279,6 +290,99 @@ struct Setup {
     client: Client,
     account_id: String,
     token: String,
+    device: DeviceRead,
+}
+
+/// A device with an escrowed admin password that a person reads through the access targets.
+struct DeviceRead {
+    device_id: String,
+    path: String,
+    session: String,
+    account_id: String,
+}
+
+const PERSON_PASSWORD: &str = "bench person password";
+
+/// The device-read scenario's tenant data: `targets` Computer targets for other devices,
+/// then one Group target whose reader group holds the user through a nested group.
+async fn device_setup(client: &Client, targets: usize) -> Result<DeviceRead, String> {
+    let e = |what: &'static str| move |err: latchkey_client::ClientError| format!("{what}: {err}");
+    let tenant = "default";
+    let device = client
+        .create_device(
+            tenant,
+            &proto::DeviceCreate {
+                device_id: None,
+                name: "BENCH-PC".into(),
+                container_dn: Some("OU=Bench,DC=corp,DC=example".into()),
+                os: None,
+            },
+        )
+        .await
+        .map_err(e("create device"))?;
+    let account = client
+        .create_account(
+            tenant,
+            &proto::AccountCreate {
+                kind: proto::AccountKind::DeviceAdmin,
+                name: "latchkey-admin".into(),
+                device_id: Some(device.device_id.clone()),
+                description: None,
+            },
+        )
+        .await
+        .map_err(e("create device account"))?;
+    let secret = proto::SecretSetRequest {
+        password: Some("device password 0001".into()),
+        ssh_private_key: None,
+        expires_at: None,
+    };
+    client.set_secret(tenant, &account.id, &secret).await.map_err(e("set device password"))?;
+    let user = client
+        .create_user(tenant, &proto::UserCreate { name: "bench-user".into(), display_name: None, email: None })
+        .await
+        .map_err(e("create user"))?;
+    let password = proto::PasswordSetRequest { password: PERSON_PASSWORD.into() };
+    client.set_user_password(tenant, &user.id, &password).await.map_err(e("set user password"))?;
+    let group = |name: &str| proto::GroupCreate { name: name.into(), description: None };
+    let tier1 = client.create_group(tenant, &group("Bench tier 1")).await.map_err(e("create group"))?;
+    let helpdesk = client.create_group(tenant, &group("Bench helpdesk")).await.map_err(e("create group"))?;
+    let devices = client.create_group(tenant, &group("Bench devices")).await.map_err(e("create group"))?;
+    for (g, kind, id) in [
+        (&tier1.id, proto::MemberKind::User, &user.id),
+        (&helpdesk.id, proto::MemberKind::Group, &tier1.id),
+        (&devices.id, proto::MemberKind::Device, &device.device_id),
+    ] {
+        let m = proto::GroupMember { kind, id: id.clone() };
+        client.add_group_member(tenant, g, &m).await.map_err(e("add member"))?;
+    }
+    let target = |kind: &str, name: String, reader: &str| proto::TargetSpec {
+        kind: kind.into(),
+        name,
+        expire_after: None,
+        readers: vec![reader.into()],
+        grants: None,
+        audit: proto::TargetAudit::default(),
+        enabled: true,
+        description: None,
+        position: None,
+    };
+    for i in 0..targets {
+        let t = target("Computer", format!("OTHER-PC-{i:05}"), "Bench helpdesk");
+        client.create_target(tenant, &t).await.map_err(e("create target"))?;
+    }
+    let t = target("Group", "CORP\\Bench devices".into(), "CORP\\Bench helpdesk");
+    client.create_target(tenant, &t).await.map_err(e("create target"))?;
+    let session = client
+        .sign_in(&proto::SignInRequest {
+            tenant: tenant.into(),
+            username: "CORP\\bench-user".into(),
+            password: PERSON_PASSWORD.into(),
+        })
+        .await
+        .map_err(e("sign in"))?;
+    let path = format!("/api/v1/tenants/{tenant}/devices/{}/password/reveal", device.device_id);
+    Ok(DeviceRead { device_id: device.device_id, path, session: session.token.clone(), account_id: account.id })
 }
 
 async fn setup(addr: SocketAddr, token: String) -> Result<Setup, String> {
@@ -315,7 +419,22 @@ async fn setup(addr: SocketAddr, token: String) -> Result<Setup, String> {
     if revealed.password.as_deref() != Some("correct horse battery staple") {
         return Err("the revealed password is not the one set".into());
     }
-    Ok(Setup { client, account_id: account.id, token })
+    let targets = match env("LATCHKEY_BENCH_TARGETS") {
+        Some(t) => t.parse().map_err(|_| format!("LATCHKEY_BENCH_TARGETS: `{t}` is not a count"))?,
+        None => 1000,
+    };
+    let device = device_setup(&client, targets).await?;
+    // One read as the person proves the scenario's request is right.
+    let person = Client::new(&format!("http://{addr}"), Some(device.session.clone())).map_err(|e| e.to_string())?;
+    let body = proto::DevicePasswordRequest { reason: "bench".into(), ticket: None, version: None };
+    let revealed = person
+        .reveal_device_password("default", &device.device_id, &body)
+        .await
+        .map_err(|e| format!("device read: {e}"))?;
+    if revealed.password.as_deref() != Some("device password 0001") {
+        return Err("the device password read is not the one set".into());
+    }
+    Ok(Setup { client, account_id: account.id, token, device })
 }
 
 /// This account's successful `secret.read` events, counted page by page.
@@ -410,6 +529,7 @@ async fn run(settings: &Settings, load: &tokio::runtime::Handle) -> ExitCode {
         }
     };
     let reads_before = count_reads(&setup.client, &setup.account_id).await.unwrap_or(0);
+    let device_reads_before = count_reads(&setup.client, &setup.device.account_id).await.unwrap_or(0);
 
     println!("latchkey HTTP benchmark");
     println!("  store:       {backend}");
@@ -454,6 +574,14 @@ async fn run(settings: &Settings, load: &tokio::runtime::Handle) -> ExitCode {
                     host: host.clone(),
                     authorization: Some(authorization.clone()),
                 },
+                Kind::DeviceRead => Scenario {
+                    kind,
+                    method: Method::POST,
+                    path: setup.device.path.clone(),
+                    body: Bytes::from_static(REVEAL_BODY),
+                    host: host.clone(),
+                    authorization: Some(format!("Bearer {}", setup.device.session)),
+                },
             });
             eprintln!("running {} at concurrency {concurrency} ...", kind.name());
             results.push(run_scenario(load, settings, addr, sc, concurrency).await);
@@ -481,15 +609,17 @@ async fn run(settings: &Settings, load: &tokio::runtime::Handle) -> ExitCode {
     println!();
     for &concurrency in &settings.concurrency {
         let rps = |k: Kind| results.iter().find(|r| r.kind == k && r.concurrency == concurrency).map(|r| r.rps);
-        if let (Some(h), Some(a)) = (rps(Kind::Healthz), rps(Kind::Reveal))
-            && h > 0.0
-        {
-            println!(
-                "audited read / healthz at concurrency {concurrency:>3}: {:>5.1}%  ({} / {} req/s)",
-                100.0 * a / h,
-                fmt_count(a),
-                fmt_count(h)
-            );
+        for (kind, label) in [(Kind::Reveal, "audited read"), (Kind::DeviceRead, "device read (rules)")] {
+            if let (Some(h), Some(a)) = (rps(Kind::Healthz), rps(kind))
+                && h > 0.0
+            {
+                println!(
+                    "{label} / healthz at concurrency {concurrency:>3}: {:>5.1}%  ({} / {} req/s)",
+                    100.0 * a / h,
+                    fmt_count(a),
+                    fmt_count(h)
+                );
+            }
         }
     }
 
@@ -539,22 +669,30 @@ async fn run(settings: &Settings, load: &tokio::runtime::Handle) -> ExitCode {
 
     // The audit check: every successful read is exactly one event in an intact chain.
     println!();
-    let reads_ok: u64 = results.iter().filter(|r| r.kind == Kind::Reveal).map(|r| r.total_ok).sum();
+    let ok_of = |k: Kind| results.iter().filter(|r| r.kind == k).map(|r| r.total_ok).sum::<u64>();
+    let (reads_ok, device_reads_ok) = (ok_of(Kind::Reveal), ok_of(Kind::DeviceRead));
     let verify = setup.client.verify_audit().await;
     let counted = count_reads(&setup.client, &setup.account_id).await;
-    match (verify, counted) {
-        (Ok(v), Ok(counted)) => {
+    let device_counted = count_reads(&setup.client, &setup.device.account_id).await;
+    match (verify, counted.and_then(|c| device_counted.map(|d| (c, d)))) {
+        (Ok(v), Ok((counted, device_counted))) => {
             let appended = v.checked.saturating_sub(chain_before);
             let counted = counted.saturating_sub(reads_before);
-            let good = v.ok && appended == reads_ok && counted == reads_ok;
+            let device_counted = device_counted.saturating_sub(device_reads_before);
+            let good = v.ok
+                && appended == reads_ok + device_reads_ok
+                && counted == reads_ok
+                && device_counted == device_reads_ok;
             println!(
-                "audit check: chain {} ({} events verified); successful reads (incl. warm-up) {}; \
-                 chain grew by {}; secret.read success events for the account {} => {}",
+                "audit check: chain {} ({} events verified); successful reads (incl. warm-up) {} + {} device reads; \
+                 chain grew by {}; secret.read success events {} + {} => {}",
                 if v.ok { "OK" } else { "BROKEN" },
                 v.checked,
                 reads_ok,
+                device_reads_ok,
                 appended,
                 counted,
+                device_counted,
                 if good { "OK" } else { "MISMATCH" }
             );
             if !v.ok {

@@ -50,9 +50,13 @@ pub enum Resolution {
     Ambiguous,
 }
 
-const SELECT_TARGETS: &str = "SELECT id, tenant_id, position, kind, name, expire_after_ticks, grants, \
-    email_on_success, email_on_failure, email_addresses, enabled, description, created_at, updated_at \
-    FROM access_targets WHERE tenant_id = $1 ORDER BY position";
+/// Every column of a target, for `concat!` with a WHERE clause.
+macro_rules! select_targets {
+    () => {
+        "SELECT id, tenant_id, position, kind, name, expire_after_ticks, grants, email_on_success, \
+         email_on_failure, email_addresses, enabled, description, created_at, updated_at FROM access_targets"
+    };
+}
 
 impl Store {
     /// A tenant's targets in list order, with their readers.
@@ -63,7 +67,8 @@ impl Store {
 
     /// One target.
     pub async fn target(&self, tenant_id: &str, id: &str) -> Result<Target, StoreError> {
-        self.list_targets(tenant_id).await?.into_iter().find(|t| t.id == id).ok_or(StoreError::NotFound)
+        let mut conn = self.read.acquire().await.map_err(StoreError::db)?;
+        find(&mut conn, tenant_id, id).await
     }
 
     /// The tenant's access generation (moves with every change to targets and groups).
@@ -346,9 +351,11 @@ async fn read_snapshot(conn: &mut AnyConnection, tenant_id: &str) -> Result<Acce
 }
 
 async fn load_targets(conn: &mut AnyConnection, tenant_id: &str) -> Result<Vec<Target>, StoreError> {
-    let rows =
-        sqlx::query(SELECT_TARGETS).bind(tenant_id.to_owned()).fetch_all(&mut *conn).await.map_err(StoreError::db)?;
-    let mut targets = rows.iter().map(target_from_row).collect::<Result<Vec<_>, _>>()?;
+    let rows = sqlx::query(concat!(select_targets!(), " WHERE tenant_id = $1 ORDER BY position"))
+        .bind(tenant_id.to_owned())
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(StoreError::db)?;
     let readers = sqlx::query(
         "SELECT r.target_id, r.principal, r.member_kind, r.member_id FROM access_target_readers r \
          JOIN access_targets t ON t.id = r.target_id WHERE t.tenant_id = $1 ORDER BY r.principal",
@@ -357,8 +364,33 @@ async fn load_targets(conn: &mut AnyConnection, tenant_id: &str) -> Result<Vec<T
     .fetch_all(&mut *conn)
     .await
     .map_err(StoreError::db)?;
+    with_readers(&rows, &readers)
+}
+
+/// One target of a tenant, with its readers.
+async fn find(conn: &mut AnyConnection, tenant_id: &str, id: &str) -> Result<Target, StoreError> {
+    let rows = sqlx::query(concat!(select_targets!(), " WHERE tenant_id = $1 AND id = $2"))
+        .bind(tenant_id.to_owned())
+        .bind(id.to_owned())
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(StoreError::db)?;
+    let readers = sqlx::query(
+        "SELECT target_id, principal, member_kind, member_id FROM access_target_readers \
+         WHERE target_id = $1 ORDER BY principal",
+    )
+    .bind(id.to_owned())
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(StoreError::db)?;
+    with_readers(&rows, &readers)?.pop().ok_or(StoreError::NotFound)
+}
+
+/// Targets from their rows, each with its rows of `readers`.
+fn with_readers(rows: &[AnyRow], readers: &[AnyRow]) -> Result<Vec<Target>, StoreError> {
+    let mut targets = rows.iter().map(target_from_row).collect::<Result<Vec<_>, _>>()?;
     let mut by_target: HashMap<String, Vec<Reader>> = HashMap::new();
-    for r in &readers {
+    for r in readers {
         let kind: String = get(r, "member_kind")?;
         let reader = Reader {
             principal: get(r, "principal")?,
@@ -371,10 +403,6 @@ async fn load_targets(conn: &mut AnyConnection, tenant_id: &str) -> Result<Vec<T
         t.readers = by_target.remove(&t.id).unwrap_or_default();
     }
     Ok(targets)
-}
-
-async fn find(conn: &mut AnyConnection, tenant_id: &str, id: &str) -> Result<Target, StoreError> {
-    load_targets(conn, tenant_id).await?.into_iter().find(|t| t.id == id).ok_or(StoreError::NotFound)
 }
 
 async fn count_targets(conn: &mut AnyConnection, tenant_id: &str) -> Result<i64, StoreError> {

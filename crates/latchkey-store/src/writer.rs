@@ -195,33 +195,7 @@ async fn run(backend: Backend, pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
                 }
             },
         };
-        let dbg_n = jobs.len();
-        let dbg_t = std::time::Instant::now();
-        let dbg_r = commit_batch(backend, c, jobs, &mut sweep).await;
-        {
-            use std::sync::atomic::Ordering::Relaxed;
-            static B: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-            static J: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-            static T: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-            static L: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
-            B.fetch_add(1, Relaxed);
-            J.fetch_add(dbg_n as u64, Relaxed);
-            T.fetch_add(dbg_t.elapsed().as_micros() as u64, Relaxed);
-            let mut l = L.lock().unwrap();
-            if l.is_none_or(|x| x.elapsed().as_secs() >= 2) {
-                let (b, j, t) = (B.swap(0, Relaxed), J.swap(0, Relaxed), T.swap(0, Relaxed));
-                if b > 0 {
-                    eprintln!(
-                        "DBG writer: {b} batches, {:.1} jobs/batch, {:.0} us/batch busy; phases {:?}",
-                        j as f64 / b as f64,
-                        t as f64 / b as f64,
-                        SLOTS.iter().map(|x| x.swap(0, Relaxed) / b).collect::<Vec<_>>()
-                    );
-                }
-                *l = Some(std::time::Instant::now());
-            }
-        }
-        if dbg_r.is_err() || release {
+        if commit_batch(backend, c, jobs, &mut sweep).await.is_err() || release {
             conn = None;
         }
         closed |= release;
@@ -229,7 +203,6 @@ async fn run(backend: Backend, pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
 }
 
 async fn commit_batch(backend: Backend, conn: &mut AnyConnection, jobs: Vec<Job>, sweep: &mut Sweep) -> Result<(), ()> {
-    let dbg_t = std::time::Instant::now();
     let head = match begin(backend, conn).await {
         Ok(head) => head,
         Err(e) => {
@@ -238,8 +211,6 @@ async fn commit_batch(backend: Backend, conn: &mut AnyConnection, jobs: Vec<Job>
             return Err(());
         }
     };
-    dbg_add(0, dbg_t);
-    let dbg_t = std::time::Instant::now();
     let mut replies: Vec<Reply> = Vec::with_capacity(jobs.len());
     let mut events: Vec<NewAuditEvent> = Vec::new();
     let mut bulk = Bulk::default();
@@ -277,8 +248,6 @@ async fn commit_batch(backend: Backend, conn: &mut AnyConnection, jobs: Vec<Job>
         flush(backend, conn, &mut bulk, &mut events, &mut replies, sweep).await
     }
     .await;
-    dbg_add(1, dbg_t);
-    let dbg_t = std::time::Instant::now();
     let result = match done {
         // A statement that serves several callers failed: the batch cannot be committed.
         Err(e) => Err(e),
@@ -292,7 +261,6 @@ async fn commit_batch(backend: Backend, conn: &mut AnyConnection, jobs: Vec<Job>
             .await
         }
     };
-    dbg_add(2, dbg_t);
     match result {
         Ok(()) => {
             replies.into_iter().for_each(|r| r(Ok(())));
@@ -412,9 +380,4 @@ async fn append_events(
 
 pub(crate) fn to_hash(bytes: Vec<u8>) -> Result<[u8; 32], sqlx::Error> {
     bytes.try_into().map_err(|_| sqlx::Error::Decode("audit hash is not 32 bytes".into()))
-}
-
-pub(crate) static SLOTS: [std::sync::atomic::AtomicU64; 8] = [const { std::sync::atomic::AtomicU64::new(0) }; 8];
-pub(crate) fn dbg_add(slot: usize, t: std::time::Instant) {
-    SLOTS[slot].fetch_add(t.elapsed().as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
 }

@@ -12,112 +12,28 @@
 // Test code: helpers outside `#[test]` functions fail loudly too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use common::{Db, T0, both, ev, new_id, new_tenant, new_user};
 use latchkey_core::access::{AuditSettings, Grants, Operation, Reader, RuleIndex, Target, TargetKind};
 use latchkey_core::model::{
-    Account, AccountKind, Device, Group, GroupMember, MemberKind, SecretState, SecretVersion, Tenant, User,
+    Account, AccountKind, Device, Group, GroupMember, MemberKind, SecretState, SecretVersion, Tenant,
 };
 use latchkey_core::{
     Action, AuditEvent, JobCause, JobKind, NewAuditEvent, ObjectType, Outcome, Principal, RotationPolicy,
 };
 use latchkey_store::{
     AuditFilter, Backend, CheckInWrite, NewAccount, NewAdminToken, NewApiClient, NewDevice, NewGroup, NewTarget,
-    NewUser, Resolution, ScopedPolicy, SealFn, SealedSecret, Store, StoreError, SupportRequest,
+    Resolution, ScopedPolicy, SealFn, SealedSecret, Store, StoreError, SupportRequest,
 };
-use sqlx::{Connection, Executor, PgConnection, SqliteConnection};
-use tempfile::TempDir;
-use time::macros::datetime;
+use sqlx::{Connection, SqliteConnection};
 use time::{Duration, OffsetDateTime};
-use uuid::Uuid;
 
-// ---------------------------------------------------------------------------------------------
-// Harness
-
-/// A fresh database for one test.
-struct Db {
-    backend: Backend,
-    url: String,
-    dir: Option<TempDir>,
-}
-
-impl Db {
-    fn sqlite() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        Self { backend: Backend::Sqlite, url: latchkey_testkit::sqlite_url(&dir), dir: Some(dir) }
-    }
-
-    async fn postgres() -> Option<Self> {
-        Some(Self { backend: Backend::Postgres, url: latchkey_testkit::fresh_postgres_url().await?, dir: None })
-    }
-
-    async fn open(&self) -> Store {
-        let store = Store::open(&self.url).await.unwrap();
-        assert_eq!(store.backend(), self.backend);
-        store
-    }
-
-    fn sqlite_path(&self) -> PathBuf {
-        self.dir.as_ref().unwrap().path().join("latchkey.db")
-    }
-
-    /// Run one statement on a raw connection of the backend, bypassing the store.
-    async fn raw_execute(&self, sql: &'static str) -> u64 {
-        match self.backend {
-            Backend::Sqlite => {
-                let mut c = SqliteConnection::connect(&self.url).await.unwrap();
-                let n = c.execute(sql).await.unwrap().rows_affected();
-                c.close().await.unwrap();
-                n
-            }
-            Backend::Postgres => {
-                let mut c = PgConnection::connect(&self.url).await.unwrap();
-                let n = c.execute(sql).await.unwrap().rows_affected();
-                c.close().await.unwrap();
-                n
-            }
-        }
-    }
-
-    /// Read one integer on a raw connection of the backend.
-    async fn raw_i64(&self, sql: &'static str) -> i64 {
-        match self.backend {
-            Backend::Sqlite => {
-                let mut c = SqliteConnection::connect(&self.url).await.unwrap();
-                let v = sqlx::query_scalar::<_, i64>(sql).fetch_one(&mut c).await.unwrap();
-                c.close().await.unwrap();
-                v
-            }
-            Backend::Postgres => {
-                let mut c = PgConnection::connect(&self.url).await.unwrap();
-                let v = sqlx::query_scalar::<_, i64>(sql).fetch_one(&mut c).await.unwrap();
-                c.close().await.unwrap();
-                v
-            }
-        }
-    }
-}
-
-/// Every case as two tests: `$sqlite` on a fresh SQLite file, `$postgres` on a fresh
-/// PostgreSQL database (returns early only when PostgreSQL is not configured).
-macro_rules! conformance {
-    ($($case:ident => $sqlite:ident, $postgres:ident;)*) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $sqlite() {
-            $case(Db::sqlite()).await;
-        }
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $postgres() {
-            let Some(db) = Db::postgres().await else { return };
-            $case(db).await;
-        }
-    )*};
-}
-
-conformance! {
+both! {
     migrations_run_once => migrations_run_once_sqlite, migrations_run_once_postgres;
     tenants => tenants_sqlite, tenants_postgres;
     changes_and_events_commit_together => changes_and_events_commit_together_sqlite, changes_and_events_commit_together_postgres;
@@ -149,17 +65,6 @@ conformance! {
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-/// The tests' "now": whole milliseconds, the store's time unit.
-const T0: OffsetDateTime = datetime!(2030-01-02 03:04:05.678 UTC);
-
-fn new_id() -> String {
-    Uuid::new_v4().to_string()
-}
-
-fn ev(action: Action, object_type: ObjectType, tenant_id: &str, object_id: &str) -> NewAuditEvent {
-    NewAuditEvent::new(T0, "test", action, object_type).tenant(tenant_id).object(object_id)
-}
 
 fn everything() -> AuditFilter {
     AuditFilter { limit: 1000, ..AuditFilter::default() }
@@ -194,17 +99,6 @@ async fn chain_ok(store: &Store) -> u64 {
         Ok(n) => n,
         Err(brk) => panic!("audit chain unexpectedly broken: {brk}"),
     }
-}
-
-async fn new_tenant(store: &Store, slug: &str) -> Tenant {
-    let id = new_id();
-    store
-        .create_tenant(
-            Tenant { id: id.clone(), slug: slug.to_owned(), name: format!("Tenant {slug}"), created_at: T0 },
-            ev(Action::TenantCreate, ObjectType::Tenant, &id, &id),
-        )
-        .await
-        .unwrap()
 }
 
 async fn try_device(store: &Store, tenant_id: &str, name: &str) -> (String, Result<Device, StoreError>) {
@@ -243,25 +137,6 @@ async fn new_group(store: &Store, tenant_id: &str, name: &str) -> Group {
                 created_at: T0,
             },
             ev(Action::GroupCreate, ObjectType::Group, tenant_id, &id),
-        )
-        .await
-        .unwrap()
-}
-
-async fn new_user(store: &Store, tenant_id: &str, name: &str) -> User {
-    let id = new_id();
-    store
-        .create_user(
-            NewUser {
-                id: id.clone(),
-                tenant_id: tenant_id.to_owned(),
-                name: name.to_owned(),
-                name_key: name.to_lowercase(),
-                display_name: Some(format!("User {name}")),
-                email: Some(format!("{name}@example.com")),
-                created_at: T0,
-            },
-            ev(Action::UserCreate, ObjectType::User, tenant_id, &id),
         )
         .await
         .unwrap()

@@ -3,109 +3,19 @@
 //! `LATCHKEY_TEST_PG_URL`; skipped with a note when it is unset, unless services are required).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::collections::BTreeSet;
 
+use common::{Db, T0, both};
 use latchkey_core::model::{GroupMember, MemberKind, Tenant};
 use latchkey_core::{Action, NewAuditEvent, ObjectType, Outcome};
 use latchkey_store::{
-    AuditFilter, Backend, NewDevice, NewGroup, NewUser, Store, SyncComputer, SyncGroup, SyncMember, SyncOutcome,
-    SyncSnapshot, SyncUser,
+    AuditFilter, NewDevice, NewGroup, NewUser, Store, SyncComputer, SyncGroup, SyncMember, SyncOutcome, SyncSnapshot,
+    SyncUser,
 };
-use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection, SqliteConnection};
-use tempfile::TempDir;
 use time::OffsetDateTime;
-use time::macros::datetime;
 use uuid::Uuid;
-
-const T0: OffsetDateTime = datetime!(2030-01-02 03:04:05.678 UTC);
-
-/// A fresh database for one test.
-struct Db {
-    backend: Backend,
-    url: String,
-    _dir: Option<TempDir>,
-}
-
-impl Db {
-    fn sqlite() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        Self { backend: Backend::Sqlite, url: latchkey_testkit::sqlite_url(&dir), _dir: Some(dir) }
-    }
-
-    async fn postgres() -> Option<Self> {
-        Some(Self { backend: Backend::Postgres, url: latchkey_testkit::fresh_postgres_url().await?, _dir: None })
-    }
-
-    /// Run one statement on a raw connection, bypassing the store.
-    async fn execute(&self, sql: String) {
-        match self.backend {
-            Backend::Sqlite => {
-                let mut c = SqliteConnection::connect(&self.url).await.unwrap();
-                c.execute(AssertSqlSafe(sql)).await.unwrap();
-                c.close().await.unwrap();
-            }
-            Backend::Postgres => {
-                let mut c = PgConnection::connect(&self.url).await.unwrap();
-                c.execute(AssertSqlSafe(sql)).await.unwrap();
-                c.close().await.unwrap();
-            }
-        }
-    }
-
-    /// One text column of every row, sorted; NULL as `-`.
-    async fn strings(&self, sql: String) -> Vec<String> {
-        let mut v: Vec<String> = match self.backend {
-            Backend::Sqlite => {
-                let mut c = SqliteConnection::connect(&self.url).await.unwrap();
-                let v: Vec<Option<String>> = sqlx::query_scalar(AssertSqlSafe(sql)).fetch_all(&mut c).await.unwrap();
-                c.close().await.unwrap();
-                v.into_iter().map(|s| s.unwrap_or_else(|| "-".into())).collect()
-            }
-            Backend::Postgres => {
-                let mut c = PgConnection::connect(&self.url).await.unwrap();
-                let v: Vec<Option<String>> = sqlx::query_scalar(AssertSqlSafe(sql)).fetch_all(&mut c).await.unwrap();
-                c.close().await.unwrap();
-                v.into_iter().map(|s| s.unwrap_or_else(|| "-".into())).collect()
-            }
-        };
-        v.sort();
-        v
-    }
-
-    async fn int(&self, sql: String) -> i64 {
-        match self.backend {
-            Backend::Sqlite => {
-                let mut c = SqliteConnection::connect(&self.url).await.unwrap();
-                let v = sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql)).fetch_one(&mut c).await.unwrap();
-                c.close().await.unwrap();
-                v
-            }
-            Backend::Postgres => {
-                let mut c = PgConnection::connect(&self.url).await.unwrap();
-                let v = sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql)).fetch_one(&mut c).await.unwrap();
-                c.close().await.unwrap();
-                v
-            }
-        }
-    }
-}
-
-macro_rules! both {
-    ($($case:ident),* $(,)?) => {$(
-        mod $case {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$case(super::Db::sqlite()).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let Some(db) = super::Db::postgres().await else { return };
-                super::$case(db).await;
-            }
-        }
-    )*};
-}
 
 both!(
     creates_users_groups_devices_and_memberships,
@@ -194,25 +104,25 @@ async fn apply(
 async fn state(db: &Db, tenant: &Tenant) -> Vec<String> {
     let t = &tenant.id;
     let mut out = Vec::new();
-    out.extend(db.strings(format!(
+    out.extend(db.raw_strings(format!(
         "SELECT 'user ' || name || ' ' || source || ' ' || COALESCE(external_id, '-') || ' ' || COALESCE(dn, '-') || ' ' || \
          COALESCE(upn, '-') || ' ' || COALESCE(email, '-') || ' ' || COALESCE(display_name, '-') || ' ' || \
          CASE WHEN disabled_at IS NULL THEN 'enabled' ELSE 'disabled' END FROM users WHERE tenant_id = '{t}'"
     ))
     .await);
     out.extend(
-        db.strings(format!(
+        db.raw_strings(format!(
             "SELECT 'group ' || name || ' ' || source || ' ' || COALESCE(external_id, '-') || ' ' || COALESCE(dn, '-') \
          FROM groups WHERE tenant_id = '{t}'"
         ))
         .await,
     );
-    out.extend(db.strings(format!(
+    out.extend(db.raw_strings(format!(
         "SELECT 'device ' || name || ' ' || source || ' ' || COALESCE(external_id, '-') || ' ' || COALESCE(container_dn, '-') \
          FROM devices WHERE tenant_id = '{t}'"
     ))
     .await);
-    out.extend(db.strings(format!(
+    out.extend(db.raw_strings(format!(
         "SELECT 'member ' || g.name || ' ' || m.member_kind || ' ' || COALESCE(u.name, gg.name, d.name, m.member_id) \
          FROM group_members m JOIN groups g ON g.id = m.group_id \
          LEFT JOIN users u ON m.member_kind = 'user' AND u.id = m.member_id \
@@ -221,7 +131,7 @@ async fn state(db: &Db, tenant: &Tenant) -> Vec<String> {
     ))
     .await);
     out.extend(
-        db.strings(format!(
+        db.raw_strings(format!(
             "SELECT 'reader ' || r.principal || ' ' || r.member_kind FROM access_target_readers r \
          JOIN access_targets a ON a.id = r.target_id WHERE a.tenant_id = '{t}'"
         ))
@@ -232,7 +142,7 @@ async fn state(db: &Db, tenant: &Tenant) -> Vec<String> {
 }
 
 async fn generation(db: &Db, tenant: &Tenant) -> i64 {
-    db.int(format!("SELECT access_generation FROM tenants WHERE id = '{}'", tenant.id)).await
+    db.raw_i64(format!("SELECT access_generation FROM tenants WHERE id = '{}'", tenant.id)).await
 }
 
 async fn sync_events(store: &Store) -> Vec<latchkey_core::AuditEvent> {
@@ -340,13 +250,14 @@ async fn updates_in_place_and_keeps_enrolled_devices(db: Db) {
         )
         .await
         .unwrap();
-    db.execute(format!(
+    db.raw_execute(format!(
         "UPDATE devices SET agent_public_key = 'pk', enrolled_at = 1, last_seen_at = 2 WHERE id = '{enrolled_id}'"
     ))
     .await;
     apply(&store, &tenant, base_snapshot(), T0).await;
-    let alice_id =
-        db.strings(format!("SELECT id FROM users WHERE external_id = 'u-alice' AND tenant_id = '{}'", tenant.id)).await;
+    let alice_id = db
+        .raw_strings(format!("SELECT id FROM users WHERE external_id = 'u-alice' AND tenant_id = '{}'", tenant.id))
+        .await;
 
     // Renames (alice and Bob swap names), a disabled account, a moved computer, new members.
     let mut s = base_snapshot();
@@ -366,7 +277,8 @@ async fn updates_in_place_and_keeps_enrolled_devices(db: Db) {
 
     // Same rows (ids kept), new names.
     assert_eq!(
-        db.strings(format!("SELECT id FROM users WHERE external_id = 'u-alice' AND tenant_id = '{}'", tenant.id)).await,
+        db.raw_strings(format!("SELECT id FROM users WHERE external_id = 'u-alice' AND tenant_id = '{}'", tenant.id))
+            .await,
         alice_id
     );
     let st = state(&db, &tenant).await;
@@ -386,7 +298,7 @@ async fn updates_in_place_and_keeps_enrolled_devices(db: Db) {
 
     // Still disabled one sync later: the first time it was seen disabled is kept.
     let before = db
-        .strings(format!(
+        .raw_strings(format!(
             "SELECT CAST(disabled_at AS TEXT) FROM users WHERE external_id = 'u-bob' AND tenant_id = '{}'",
             tenant.id
         ))
@@ -400,7 +312,7 @@ async fn updates_in_place_and_keeps_enrolled_devices(db: Db) {
     s.users[1].email = None;
     apply(&store, &tenant, s, T0 + time::Duration::minutes(30)).await;
     let after = db
-        .strings(format!(
+        .raw_strings(format!(
             "SELECT CAST(disabled_at AS TEXT) FROM users WHERE external_id = 'u-bob' AND tenant_id = '{}'",
             tenant.id
         ))
@@ -414,10 +326,10 @@ async fn removed_objects_disappear_with_their_references(db: Db) {
     let id_of = |table: &str, ext: &str| {
         format!("SELECT id FROM {table} WHERE external_id = '{ext}' AND tenant_id = '{}'", tenant.id)
     };
-    let bob = db.strings(id_of("users", "u-bob")).await.remove(0);
-    let help = db.strings(id_of("groups", "g-help")).await.remove(0);
-    let ws2 = db.strings(id_of("devices", "c-ws2")).await.remove(0);
-    let ws1 = db.strings(id_of("devices", "c-ws1")).await.remove(0);
+    let bob = db.raw_strings(id_of("users", "u-bob")).await.remove(0);
+    let help = db.raw_strings(id_of("groups", "g-help")).await.remove(0);
+    let ws2 = db.raw_strings(id_of("devices", "c-ws2")).await.remove(0);
+    let ws1 = db.raw_strings(id_of("devices", "c-ws1")).await.remove(0);
 
     // A built-in group holding synced members, and a target whose readers are synced.
     let local = Uuid::new_v4().to_string();
@@ -447,20 +359,20 @@ async fn removed_objects_disappear_with_their_references(db: Db) {
             .unwrap();
     }
     let target = Uuid::new_v4().to_string();
-    db.execute(format!(
+    db.raw_execute(format!(
         "INSERT INTO access_targets (id, tenant_id, position, kind, name, name_key, grants, email_on_success, \
          email_on_failure, email_addresses, enabled, created_at, updated_at) \
          VALUES ('{target}', '{}', 1, 'computer', 'WS1', 'ws1', '[]', 1, 1, '[]', 1, 0, 0)",
         tenant.id
     ))
     .await;
-    db.execute(format!(
+    db.raw_execute(format!(
         "INSERT INTO access_target_readers (target_id, principal, member_kind, member_id) VALUES \
          ('{target}', 'CORP\\bob', 'user', '{bob}'), ('{target}', 'Helpdesk', 'group', '{help}')"
     ))
     .await;
     // WS1 gets enrolled; WS2 stays a directory-only device.
-    db.execute(format!("UPDATE devices SET agent_public_key = 'pk', enrolled_at = 1 WHERE id = '{ws1}'")).await;
+    db.raw_execute(format!("UPDATE devices SET agent_public_key = 'pk', enrolled_at = 1 WHERE id = '{ws1}'")).await;
     let g0 = generation(&db, &tenant).await;
 
     // bob, Helpdesk, WS1 and WS2 are gone from the directory.
@@ -489,10 +401,10 @@ async fn removed_objects_disappear_with_their_references(db: Db) {
         ])
     );
     for (table, id) in [("users", &bob), ("groups", &help), ("devices", &ws2)] {
-        assert_eq!(db.int(format!("SELECT COUNT(*) FROM {table} WHERE id = '{id}'")).await, 0);
+        assert_eq!(db.raw_i64(format!("SELECT COUNT(*) FROM {table} WHERE id = '{id}'")).await, 0);
     }
-    assert_eq!(db.int(format!("SELECT COUNT(*) FROM group_members WHERE group_id = '{local}'")).await, 0);
-    assert_eq!(db.int(format!("SELECT COUNT(*) FROM access_target_readers WHERE target_id = '{target}'")).await, 0);
+    assert_eq!(db.raw_i64(format!("SELECT COUNT(*) FROM group_members WHERE group_id = '{local}'")).await, 0);
+    assert_eq!(db.raw_i64(format!("SELECT COUNT(*) FROM access_target_readers WHERE target_id = '{target}'")).await, 0);
     assert!(store.list_users(&tenant.id).await.unwrap().iter().all(|u| u.name != "Bob"));
 }
 
@@ -622,8 +534,9 @@ async fn failed_directory_keeps_the_last_good_data(db: Db) {
 async fn renamed_computer_frees_its_name(db: Db) {
     let (store, tenant) = setup(&db).await;
     apply(&store, &tenant, base_snapshot(), T0).await;
-    let ws1 =
-        db.strings(format!("SELECT id FROM devices WHERE external_id = 'c-ws1' AND tenant_id = '{}'", tenant.id)).await;
+    let ws1 = db
+        .raw_strings(format!("SELECT id FROM devices WHERE external_id = 'c-ws1' AND tenant_id = '{}'", tenant.id))
+        .await;
     let mut s = base_snapshot();
     s.computers[0].name = "WS9".into();
     s.computers[0].name_key = "ws9".into();
@@ -632,7 +545,7 @@ async fn renamed_computer_frees_its_name(db: Db) {
     assert_eq!(run.outcome, SyncOutcome::Success, "{:?}", run.error);
     assert_eq!((run.counts.devices.updated, run.counts.devices.created), (1, 1));
     assert_eq!(
-        db.strings(format!("SELECT id FROM devices WHERE name = 'WS9' AND tenant_id = '{}'", tenant.id)).await,
+        db.raw_strings(format!("SELECT id FROM devices WHERE name = 'WS9' AND tenant_id = '{}'", tenant.id)).await,
         ws1
     );
     let st = state(&db, &tenant).await;

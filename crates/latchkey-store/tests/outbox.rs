@@ -6,58 +6,19 @@
 // Test code: helpers outside `#[test]` functions fail loudly too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::collections::HashSet;
 
+use common::{Db, T0, both};
 use latchkey_core::model::Tenant;
 use latchkey_core::{
     Action, Channel, EmailAddress, NewAuditEvent, Notification, ObjectType, Outcome, PasswordReadNotice,
 };
-use latchkey_store::{Backend, OutboxEntry, Store};
-use tempfile::TempDir;
-use time::macros::datetime;
+use latchkey_store::{OutboxEntry, Store};
 use time::{Duration, OffsetDateTime};
 
-/// The tests' "now": whole milliseconds, the store's time unit.
-const T0: OffsetDateTime = datetime!(2030-01-02 03:04:05.678 UTC);
 const LEASE: Duration = Duration::minutes(5);
-
-struct Db {
-    backend: Backend,
-    url: String,
-    _dir: Option<TempDir>,
-}
-
-impl Db {
-    fn sqlite() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        Self { backend: Backend::Sqlite, url: latchkey_testkit::sqlite_url(&dir), _dir: Some(dir) }
-    }
-
-    async fn postgres() -> Option<Self> {
-        Some(Self { backend: Backend::Postgres, url: latchkey_testkit::fresh_postgres_url().await?, _dir: None })
-    }
-
-    async fn open(&self) -> Store {
-        let store = Store::open(&self.url).await.unwrap();
-        assert_eq!(store.backend(), self.backend);
-        store
-    }
-}
-
-macro_rules! both {
-    ($($case:ident => $sqlite:ident, $postgres:ident;)*) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $sqlite() {
-            $case(Db::sqlite()).await;
-        }
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $postgres() {
-            let Some(db) = Db::postgres().await else { return };
-            $case(db).await;
-        }
-    )*};
-}
 
 both! {
     queue_writes_one_row_per_channel => queue_writes_one_row_per_channel_sqlite, queue_writes_one_row_per_channel_postgres;

@@ -6,74 +6,13 @@
 // Test code: helpers outside `#[test]` functions fail loudly too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use latchkey_core::model::{Tenant, User};
+mod common;
+
+use common::{Db, T0, both, ev, new_id, new_tenant, new_user};
 use latchkey_core::{Action, AuditEvent, NewAuditEvent, ObjectType, Outcome, Principal};
-use latchkey_store::{
-    AuditFilter, Backend, NewSession, NewUser, SignInFailures, SignInMethod, Store, StoreError, sign_in_day,
-};
-use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection, SqliteConnection};
-use tempfile::TempDir;
+use latchkey_store::{AuditFilter, NewSession, SignInFailures, SignInMethod, Store, StoreError, sign_in_day};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
-use uuid::Uuid;
-
-/// A fresh database for one test.
-struct Db {
-    backend: Backend,
-    url: String,
-    _dir: Option<TempDir>,
-}
-
-impl Db {
-    fn sqlite() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        Self { backend: Backend::Sqlite, url: latchkey_testkit::sqlite_url(&dir), _dir: Some(dir) }
-    }
-
-    async fn postgres() -> Option<Self> {
-        Some(Self { backend: Backend::Postgres, url: latchkey_testkit::fresh_postgres_url().await?, _dir: None })
-    }
-
-    async fn open(&self) -> Store {
-        let store = Store::open(&self.url).await.unwrap();
-        assert_eq!(store.backend(), self.backend);
-        store
-    }
-
-    /// Run one statement on a raw connection, bypassing the store (for columns that only the
-    /// directory sync writes: UPN, source, disabled).
-    async fn raw(&self, sql: String) -> u64 {
-        match self.backend {
-            Backend::Sqlite => {
-                let mut c = SqliteConnection::connect(&self.url).await.unwrap();
-                let n = c.execute(AssertSqlSafe(sql)).await.unwrap().rows_affected();
-                c.close().await.unwrap();
-                n
-            }
-            Backend::Postgres => {
-                let mut c = PgConnection::connect(&self.url).await.unwrap();
-                let n = c.execute(AssertSqlSafe(sql)).await.unwrap().rows_affected();
-                c.close().await.unwrap();
-                n
-            }
-        }
-    }
-}
-
-macro_rules! both {
-    ($($case:ident => $sqlite:ident, $postgres:ident;)*) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $sqlite() {
-            $case(Db::sqlite()).await;
-        }
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $postgres() {
-            let Some(db) = Db::postgres().await else { return };
-            $case(db).await;
-        }
-    )*};
-}
 
 both! {
     password_hashes => password_hashes_sqlite, password_hashes_postgres;
@@ -87,16 +26,7 @@ both! {
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-const T0: OffsetDateTime = datetime!(2030-01-02 03:04:05.678 UTC);
 const PHC: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g";
-
-fn new_id() -> String {
-    Uuid::new_v4().to_string()
-}
-
-fn ev(action: Action, object_type: ObjectType, tenant_id: &str, object_id: &str) -> NewAuditEvent {
-    NewAuditEvent::new(T0, "test", action, object_type).tenant(tenant_id).object(object_id)
-}
 
 async fn events(store: &Store) -> Vec<AuditEvent> {
     store.list_audit(&AuditFilter { limit: 1000, ..AuditFilter::default() }).await.unwrap()
@@ -110,36 +40,6 @@ async fn chain_ok(store: &Store) {
     if let Err(brk) = store.verify_audit_chain().await.unwrap() {
         panic!("audit chain broken: {brk}");
     }
-}
-
-async fn new_tenant(store: &Store, slug: &str) -> Tenant {
-    let id = new_id();
-    store
-        .create_tenant(
-            Tenant { id: id.clone(), slug: slug.to_owned(), name: format!("Tenant {slug}"), created_at: T0 },
-            ev(Action::TenantCreate, ObjectType::Tenant, &id, &id),
-        )
-        .await
-        .unwrap()
-}
-
-async fn new_user(store: &Store, tenant_id: &str, name: &str) -> User {
-    let id = new_id();
-    store
-        .create_user(
-            NewUser {
-                id: id.clone(),
-                tenant_id: tenant_id.to_owned(),
-                name: name.to_owned(),
-                name_key: name.to_lowercase(),
-                display_name: Some(format!("User {name}")),
-                email: Some(format!("{name}@example.com")),
-                created_at: T0,
-            },
-            ev(Action::UserCreate, ObjectType::User, tenant_id, &id),
-        )
-        .await
-        .unwrap()
 }
 
 fn principal(raw: &str) -> Principal {
@@ -227,7 +127,7 @@ async fn password_hashes(db: Db) {
     assert!(matches!(refuse(a.id.clone(), new_id()).await, Err(StoreError::NotFound)));
     assert!(matches!(refuse(a.id.clone(), bob.id.clone()).await, Err(StoreError::NotFound)));
     let carol = new_user(&store, &a.id, "carol").await;
-    db.raw(format!("UPDATE users SET source = 'ldap' WHERE id = '{}'", carol.id)).await;
+    db.raw_execute(format!("UPDATE users SET source = 'ldap' WHERE id = '{}'", carol.id)).await;
     assert!(matches!(refuse(a.id.clone(), carol.id.clone()).await, Err(StoreError::Conflict(_))));
     assert_eq!(store.sign_in_record(&b.id, &principal("bob")).await.unwrap().password_hash, None);
     assert_eq!(store.sign_in_record(&a.id, &principal("carol")).await.unwrap().password_hash, None);
@@ -244,13 +144,13 @@ async fn sign_in_record_by_principal(db: Db) {
     let alice = new_user(&store, &a.id, "Alice").await;
     // Bob's UPN uses Alice's account name: the UPN wins for that exact UPN.
     let bob = new_user(&store, &a.id, "bob").await;
-    db.raw(format!(
+    db.raw_execute(format!(
         "UPDATE users SET upn = 'alice@Corp.Example', upn_key = 'alice@corp.example', source = 'ldap' WHERE id = '{}'",
         bob.id
     ))
     .await;
     let dave = new_user(&store, &a.id, "dave").await;
-    db.raw(format!("UPDATE users SET disabled_at = 1 WHERE id = '{}'", dave.id)).await;
+    db.raw_execute(format!("UPDATE users SET disabled_at = 1 WHERE id = '{}'", dave.id)).await;
     new_user(&store, &b.id, "erin").await;
 
     for (raw, want) in [
@@ -338,7 +238,7 @@ async fn sessions_need_an_enabled_user(db: Db) {
     let alice = new_user(&store, &a.id, "alice").await;
     let dave = new_user(&store, &a.id, "dave").await;
     let bob = new_user(&store, &b.id, "bob").await;
-    db.raw(format!("UPDATE users SET disabled_at = 1 WHERE id = '{}'", dave.id)).await;
+    db.raw_execute(format!("UPDATE users SET disabled_at = 1 WHERE id = '{}'", dave.id)).await;
     let later = T0 + Duration::hours(1);
 
     for (tenant, user, byte) in [(&a.id, &dave.id, 1u8), (&a.id, &new_id(), 2), (&a.id, &bob.id, 3)] {
@@ -352,12 +252,12 @@ async fn sessions_need_an_enabled_user(db: Db) {
     let sid = s.id.clone();
     store.create_session(s, sign_in_ev(&a.id, &sid)).await.unwrap();
     assert!(store.session_by_token_hash(&[4; 32], T0).await.is_ok());
-    db.raw(format!("UPDATE users SET disabled_at = 1 WHERE id = '{}'", alice.id)).await;
+    db.raw_execute(format!("UPDATE users SET disabled_at = 1 WHERE id = '{}'", alice.id)).await;
     assert!(matches!(store.session_by_token_hash(&[4; 32], T0).await, Err(StoreError::NotFound)));
-    db.raw(format!("UPDATE users SET disabled_at = NULL WHERE id = '{}'", alice.id)).await;
+    db.raw_execute(format!("UPDATE users SET disabled_at = NULL WHERE id = '{}'", alice.id)).await;
     assert!(store.session_by_token_hash(&[4; 32], T0).await.is_ok());
-    db.raw(format!("DELETE FROM user_sessions WHERE user_id = '{}'", alice.id)).await;
-    db.raw(format!("DELETE FROM users WHERE id = '{}'", alice.id)).await;
+    db.raw_execute(format!("DELETE FROM user_sessions WHERE user_id = '{}'", alice.id)).await;
+    db.raw_execute(format!("DELETE FROM users WHERE id = '{}'", alice.id)).await;
     assert!(matches!(store.session_by_token_hash(&[4; 32], T0).await, Err(StoreError::NotFound)));
 }
 
