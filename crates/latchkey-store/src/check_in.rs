@@ -181,10 +181,7 @@ async fn handle(
         .filter(|j| matches!(j.plan, CheckInPlan::FromContext { .. }))
         .map(|j| j.device_id.as_str())
         .collect();
-    let dbg_t = std::time::Instant::now();
     let mut contexts = read_contexts(backend, conn, &wanted).await?;
-    crate::writer::dbg_add(3, dbg_t);
-    let dbg_t = std::time::Instant::now();
     let mut bulk: Vec<Decided> = Vec::new();
     for job in jobs {
         let CheckInJob { device_id, now, template, plan, reply } = job;
@@ -222,11 +219,7 @@ async fn handle(
             Err(e) => decided.fail(e),
         }
     }
-    crate::writer::dbg_add(4, dbg_t);
-    let dbg_t = std::time::Instant::now();
-    let r = write_bulk(backend, conn, bulk, kept).await;
-    crate::writer::dbg_add(5, dbg_t);
-    r
+    write_bulk(backend, conn, bulk, kept).await
 }
 
 /// Write one check-in that changes more than the time, under its own savepoint.
