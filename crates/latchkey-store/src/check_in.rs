@@ -1,17 +1,23 @@
 //! Agent check-ins, the most frequent write. They go through the store's writer like every
 //! change, but the check-ins of a batch are handled together: one query reads what all of
-//! them decide on (on the writer's own connection, whose page cache every other connection
-//! loses at each commit), one statement spends all their nonces and one records all their
-//! devices as seen. Only a check-in that confirms, queues or removes something is written on
-//! its own, under a savepoint, with its audit events.
+//! them decide on, in the transaction that records them (and on the writer's own connection,
+//! whose page cache survives the commits that empty every other connection's), and one
+//! statement records all the plain ones. Only a check-in that confirms, queues or removes
+//! something is written on its own, under a savepoint, with its audit events.
+//!
+//! A check-in's nonce is kept in its device's row ([`SpentNonces`]) until its request could
+//! no longer be accepted, so spending it writes nothing the check-in does not write anyway.
+//! Reading the spent nonces and writing them back is safe because batches never overlap:
+//! SQLite's write lock is taken when the batch begins, and on PostgreSQL every batch of every
+//! server sharing the database first locks the audit chain's head.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use latchkey_core::clock::to_millis;
 use latchkey_core::model::Device;
 use latchkey_core::{DeviceJob, NewAuditEvent, RotationPolicy};
 use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, AssertSqlSafe, Row};
+use sqlx::{AnyConnection, AssertSqlSafe};
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
@@ -23,10 +29,10 @@ use crate::{Backend, Store, StoreError};
 /// Most rows per multi-row statement. Statements are padded to a power of two rows (repeating
 /// the last, which changes nothing), so a few prepared shapes serve every batch.
 const ROWS_PER_STATEMENT: usize = 128;
-/// Spent nonces are swept at most this often (by the check-ins' own clock), in milliseconds.
-const SWEEP_EVERY_MS: i64 = 1_000;
-/// Most expired nonces deleted by one sweep; a sweep that hits it runs again in the next batch.
-const SWEEP_LIMIT: i64 = 20_000;
+/// Most nonces a device may have spent on check-ins that could still be replayed.
+const MAX_SPENT_NONCES: usize = 64;
+/// The refusal of a check-in beyond [`MAX_SPENT_NONCES`] within the replay window.
+pub const TOO_MANY_CHECK_INS: &str = "too many check-ins of this device within 10 minutes";
 
 /// An enrolled device with what a check-in decides on: the policy that applies to it and the
 /// state of its jobs and accounts, read in the transaction that records the check-in.
@@ -47,7 +53,7 @@ pub type Decide = Box<dyn FnOnce(&CheckInContext) -> CheckInWrite + Send>;
 pub(crate) enum CheckInPlan {
     /// Decided by the caller.
     Decided(CheckInWrite),
-    /// Decided in the batch from the context of the device, which must still hold `key`
+    /// Decided in the batch from the context of the device, which must be enrolled with `key`
     /// (the public key the request's signature was verified with).
     FromContext { key: String, decide: Decide },
 }
@@ -70,36 +76,14 @@ impl CheckInJob {
     }
 }
 
-/// When spent nonces were last swept, by the check-ins' clock. Kept by the writer.
-#[derive(Default)]
-pub(crate) struct Sweep {
-    last_ms: Option<i64>,
-    /// The last sweep hit its limit: sweep again at the next chance.
-    behind: bool,
-}
-
 impl Store {
-    /// The public key and tenant of an enrolled device (`NotFound` when there is none), to
-    /// verify a signed request before anything is written.
-    pub async fn agent_key(&self, device_id: &str) -> Result<(String, String), StoreError> {
-        let row = sqlx::query("SELECT tenant_id, agent_public_key FROM devices WHERE id = $1")
-            .bind(device_id.to_owned())
-            .fetch_optional(&self.read)
-            .await
-            .map_err(StoreError::db)?
-            .ok_or(StoreError::NotFound)?;
-        match get::<Option<String>>(&row, "agent_public_key")? {
-            Some(key) => Ok((get(&row, "tenant_id")?, key)),
-            None => Err(StoreError::NotFound),
-        }
-    }
-
     /// Record a signed check-in of an enrolled device: in the next batch, read the device's
     /// [`CheckInContext`], let `decide` turn it into what to write, and write it (see
     /// [`Store::record_check_in`]). `key` is the public key the request was verified with:
     /// when the device is gone or holds another key, nothing is written (`NotFound`). A nonce
-    /// seen before, earlier in the same batch included, is a replay (`Conflict`). Returns the
-    /// context and the jobs queued now, after the commit.
+    /// the device spent before, earlier in the same batch included, is a replay (`Conflict`);
+    /// so is a 65th check-in within 10 minutes (`Conflict(`[`TOO_MANY_CHECK_INS`]`)`).
+    /// Returns the context and the jobs queued now, after the commit.
     pub async fn check_in(
         &self,
         device_id: &str,
@@ -111,12 +95,47 @@ impl Store {
         let (reply, answer) = oneshot::channel();
         let plan = CheckInPlan::FromContext { key: key.to_owned(), decide };
         self.writer.check_in(CheckInJob { device_id: device_id.to_owned(), now, template, plan, reply }).await?;
-        let (context, queued) = answer.await.map_err(|_| StoreError::CommitFailed)??;
-        Ok((context.ok_or(StoreError::NotFound)?, queued))
+        let answer = answer.await.map_err(|_| StoreError::CommitFailed)?;
+        match answer.and_then(|(context, queued)| Ok((context.ok_or(StoreError::NotFound)?, queued))) {
+            Err(StoreError::NotFound) => {
+                // The device is gone or holds another key: whatever was kept of it is stale.
+                self.agent_keys.forget(device_id);
+                Err(StoreError::NotFound)
+            }
+            other => other,
+        }
     }
 }
 
-/// A check-in whose write is known, waiting for its turn in the batch.
+/// The nonces a device spent on check-ins whose requests could still be accepted, with when
+/// each stops mattering (Unix ms); stored in its row as a JSON array of `[nonce, expires]`.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct SpentNonces(Vec<(String, i64)>);
+
+impl SpentNonces {
+    /// The stored list without the entries that expired before `now_ms`.
+    fn parse(stored: Option<&str>, now_ms: i64) -> Result<Self, StoreError> {
+        let Some(text) = stored.filter(|t| !t.is_empty()) else { return Ok(Self::default()) };
+        let all: Vec<(String, i64)> = serde_json::from_str(text).map_err(|_| StoreError::Corrupt("check_in_nonces"))?;
+        Ok(Self(all.into_iter().filter(|(_, expires)| *expires >= now_ms).collect()))
+    }
+
+    fn contains(&self, nonce: &str) -> bool {
+        self.0.iter().any(|(n, _)| n == nonce)
+    }
+
+    fn with(&self, nonce: &str, expires_ms: i64) -> Self {
+        let mut next = self.clone();
+        next.0.push((nonce.to_owned(), expires_ms));
+        next
+    }
+
+    fn to_column(&self) -> String {
+        serde_json::to_string(&self.0).unwrap_or_else(|_| "[]".to_owned())
+    }
+}
+
+/// A check-in whose write is known and whose nonce is new, waiting for its turn.
 struct Decided {
     now: OffsetDateTime,
     template: NewAuditEvent,
@@ -135,26 +154,6 @@ impl Decided {
     }
 }
 
-/// Handle the check-ins queued since the last other job, in queue order: read their
-/// contexts, decide, write the plain ones in bulk and the others one by one (each under a
-/// savepoint, so a refused one changes nothing). An error of a statement that serves several
-/// check-ins is returned: the batch cannot be committed.
-pub(crate) async fn flush(
-    backend: Backend,
-    conn: &mut AnyConnection,
-    jobs: &mut Vec<CheckInJob>,
-    events: &mut Vec<NewAuditEvent>,
-    replies: &mut Vec<Reply>,
-    sweep: &mut Sweep,
-) -> Result<(), sqlx::Error> {
-    let Some(now) = jobs.iter().map(|j| to_millis(j.now)).max() else { return Ok(()) };
-    if sweep.behind || sweep.last_ms.is_none_or(|last| now - last >= SWEEP_EVERY_MS) {
-        sweep.last_ms = Some(now);
-        sweep.behind = sweep_nonces(conn, now).await;
-    }
-    handle(backend, conn, std::mem::take(jobs), &mut Kept { events, replies }).await
-}
-
 /// Where the batch keeps the answers (given after its commit) and the audit events.
 struct Kept<'a> {
     events: &'a mut Vec<NewAuditEvent>,
@@ -170,62 +169,102 @@ impl Kept<'_> {
     }
 }
 
+/// Handle the check-ins queued since the last other job, in queue order: read their
+/// contexts, decide, refuse spent nonces, write the plain ones together and the others one by
+/// one (each under a savepoint, so a refused one changes nothing). An error of a statement
+/// that serves several check-ins is returned: the batch cannot be committed.
+pub(crate) async fn flush(
+    backend: Backend,
+    conn: &mut AnyConnection,
+    jobs: &mut Vec<CheckInJob>,
+    events: &mut Vec<NewAuditEvent>,
+    replies: &mut Vec<Reply>,
+) -> Result<(), sqlx::Error> {
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    handle(backend, conn, std::mem::take(jobs), &mut Kept { events, replies }).await
+}
+
 async fn handle(
     backend: Backend,
     conn: &mut AnyConnection,
     jobs: Vec<CheckInJob>,
     kept: &mut Kept<'_>,
 ) -> Result<(), sqlx::Error> {
-    let wanted: Vec<&str> = jobs
-        .iter()
-        .filter(|j| matches!(j.plan, CheckInPlan::FromContext { .. }))
-        .map(|j| j.device_id.as_str())
-        .collect();
-    let mut contexts = read_contexts(backend, conn, &wanted).await?;
+    let ids: Vec<&str> = jobs.iter().map(|j| j.device_id.as_str()).collect();
+    let mut contexts = read_contexts(backend, conn, &ids).await?;
+    // Each device's spent nonces as this batch leaves them so far.
+    let mut spent: HashMap<String, SpentNonces> = HashMap::new();
     let mut bulk: Vec<Decided> = Vec::new();
     for job in jobs {
         let CheckInJob { device_id, now, template, plan, reply } = job;
-        let decided = match plan {
-            CheckInPlan::Decided(write) => Decided { now, template, reply, write, context: None },
+        let Some(partial) = contexts.get(&device_id) else {
+            let _ = reply.send(Err(StoreError::NotFound));
+            continue;
+        };
+        let (write, context) = match plan {
+            CheckInPlan::Decided(write) => (write, None),
             CheckInPlan::FromContext { key, decide } => {
-                let Some(partial) = contexts.get(&device_id) else {
-                    let _ = reply.send(Err(StoreError::NotFound));
-                    continue;
-                };
                 if partial.context.device.agent_public_key.as_deref() != Some(key.as_str()) {
                     let _ = reply.send(Err(StoreError::NotFound));
                     continue;
                 }
                 let context = complete(conn, partial, now).await?;
-                let write = decide(&context);
-                Decided { now, template, reply, write, context: Some(context) }
+                (decide(&context), Some(context))
             }
         };
+        if !spent.contains_key(&device_id) {
+            match SpentNonces::parse(partial.spent_nonces.as_deref(), to_millis(now)) {
+                Ok(list) => spent.insert(device_id.clone(), list),
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                    continue;
+                }
+            };
+        }
+        let list = spent.get(&device_id).cloned().unwrap_or_default();
+        if list.contains(&write.nonce) {
+            let _ = reply.send(Err(StoreError::Conflict("replayed request")));
+            continue;
+        }
+        if list.0.len() >= MAX_SPENT_NONCES {
+            let _ = reply.send(Err(StoreError::Conflict(TOO_MANY_CHECK_INS)));
+            continue;
+        }
+        let list = list.with(&write.nonce, to_millis(write.nonce_expires_at));
+        let decided = Decided { now, template, reply, write, context };
         if decided.is_plain() {
+            spent.insert(device_id, list);
             bulk.push(decided);
             continue;
         }
-        // Check-ins are written in queue order: the bulk queued before this one first.
-        write_bulk(backend, conn, std::mem::take(&mut bulk), kept).await?;
-        match write_one(conn, &decided).await {
+        // Check-ins are written in queue order: the plain ones queued before this one first.
+        write_bulk(backend, conn, std::mem::take(&mut bulk), &spent, kept).await?;
+        match write_one(conn, &decided, &list).await {
             Ok((queued, events)) => {
                 kept.events.extend(events);
                 // Later check-ins of this device in the batch decide on what it changed.
                 if let Some(partial) = contexts.get_mut(&device_id) {
                     partial.incomplete = true;
                 }
+                spent.insert(device_id, list);
                 kept.answer(decided, queued);
             }
             Err(e) => decided.fail(e),
         }
     }
-    write_bulk(backend, conn, bulk, kept).await
+    write_bulk(backend, conn, bulk, &spent, kept).await
 }
 
 /// Write one check-in that changes more than the time, under its own savepoint.
-async fn write_one(conn: &mut AnyConnection, d: &Decided) -> Result<(QueuedJobs, Vec<NewAuditEvent>), StoreError> {
+async fn write_one(
+    conn: &mut AnyConnection,
+    d: &Decided,
+    spent: &SpentNonces,
+) -> Result<(QueuedJobs, Vec<NewAuditEvent>), StoreError> {
     sqlx::query("SAVEPOINT check_in").execute(&mut *conn).await.map_err(StoreError::db)?;
-    match crate::rotation::write_check_in(conn, d.now, &d.write, &d.template).await {
+    match crate::rotation::write_check_in(conn, d.now, &d.write, &spent.to_column(), &d.template).await {
         Ok(done) => {
             sqlx::query("RELEASE SAVEPOINT check_in").execute(&mut *conn).await.map_err(StoreError::db)?;
             Ok(done)
@@ -238,108 +277,64 @@ async fn write_one(conn: &mut AnyConnection, d: &Decided) -> Result<(QueuedJobs,
     }
 }
 
-/// Spend the nonces of plain check-ins and record their devices as seen: each whose nonce is
-/// new is answered after the commit; each whose nonce was spent before (or earlier in this
-/// bulk) is answered `Conflict` now. A device checking in more than once keeps what its last
-/// accepted check-in said.
+/// Record plain check-ins (whose nonces are new): each device keeps what its last check-in
+/// said and the nonces `spent` holds for it. Each is answered after the commit.
 async fn write_bulk(
     backend: Backend,
     conn: &mut AnyConnection,
     bulk: Vec<Decided>,
+    spent: &HashMap<String, SpentNonces>,
     kept: &mut Kept<'_>,
 ) -> Result<(), sqlx::Error> {
-    if bulk.is_empty() {
-        return Ok(());
-    }
-    let mut fresh: HashSet<(String, String)> = HashSet::with_capacity(bulk.len());
-    for chunk in bulk.chunks(ROWS_PER_STATEMENT) {
-        // Only placeholders are formatted into the statement; the values are bound.
-        let sql = format!(
-            "INSERT INTO agent_nonces (device_id, nonce, expires_at) VALUES {} \
-             ON CONFLICT (device_id, nonce) DO NOTHING RETURNING device_id, nonce",
-            tuples(backend, shape(chunk.len()), 3)
-        );
-        let mut q = sqlx::query(AssertSqlSafe(sql));
-        for d in padded(chunk) {
-            let w = &d.write;
-            q = q.bind(w.device_id.clone()).bind(w.nonce.clone()).bind(to_millis(w.nonce_expires_at));
-        }
-        for row in q.fetch_all(&mut *conn).await? {
-            fresh.insert((row.try_get(0)?, row.try_get(1)?));
-        }
-    }
-    let accepted: Vec<bool> =
-        bulk.iter().map(|d| fresh.remove(&(d.write.device_id.clone(), d.write.nonce.clone()))).collect();
-
-    // The last accepted check-in of each device, in queue order of first appearance.
+    // The last check-in of each device, in queue order of first appearance.
     let mut last: HashMap<&str, &Decided> = HashMap::with_capacity(bulk.len());
     let mut order: Vec<&str> = Vec::with_capacity(bulk.len());
-    for d in bulk.iter().zip(&accepted).filter(|(_, ok)| **ok).map(|(d, _)| d) {
+    for d in &bulk {
         if last.insert(d.write.device_id.as_str(), d).is_none() {
             order.push(d.write.device_id.as_str());
         }
     }
-    let seen: Vec<&Decided> = order.iter().filter_map(|id| last.get(id).copied()).collect();
-    for chunk in seen.chunks(ROWS_PER_STATEMENT) {
+    let rows: Vec<(&Decided, String)> = order
+        .iter()
+        .filter_map(|id| last.get(id).map(|d| (*d, spent.get(*id).map(SpentNonces::to_column).unwrap_or_default())))
+        .collect();
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        // Only placeholders are formatted into the statement; the values are bound.
         let sql = format!(
             "UPDATE devices SET last_seen_at = v.column2, reported_version = v.column3, \
-             poll_interval_secs = v.column4 FROM (VALUES {}) AS v WHERE devices.id = v.column1",
-            tuples(backend, shape(chunk.len()), 4)
+             poll_interval_secs = v.column4, check_in_nonces = v.column5 FROM (VALUES {}) AS v \
+             WHERE devices.id = v.column1",
+            tuples(backend, shape(chunk.len()), 5)
         );
         let mut q = sqlx::query(AssertSqlSafe(sql));
-        for d in padded(chunk) {
+        for (d, nonces) in padded(chunk) {
             let w = &d.write;
-            q = q.bind(w.device_id.clone()).bind(to_millis(d.now)).bind(w.reported_version).bind(w.poll_interval_secs);
+            q = q
+                .bind(w.device_id.clone())
+                .bind(to_millis(d.now))
+                .bind(w.reported_version)
+                .bind(w.poll_interval_secs)
+                .bind(nonces.clone());
         }
         q.execute(&mut *conn).await?;
     }
-    for (d, ok) in bulk.into_iter().zip(accepted) {
-        if ok {
-            kept.answer(d, Vec::new());
-        } else {
-            d.fail(StoreError::Conflict("replayed request"));
-        }
+    for d in bulk {
+        kept.answer(d, Vec::new());
     }
     Ok(())
 }
 
-/// Delete at most [`SWEEP_LIMIT`] nonces that expired before `now` (Unix ms), under a
-/// savepoint so a failure costs only the sweep. Returns whether more may be left.
-async fn sweep_nonces(conn: &mut AnyConnection, now: i64) -> bool {
-    let swept = async {
-        sqlx::query("SAVEPOINT sweep").execute(&mut *conn).await?;
-        let done = sqlx::query(
-            "DELETE FROM agent_nonces WHERE (device_id, nonce) IN \
-             (SELECT device_id, nonce FROM agent_nonces WHERE expires_at < $1 LIMIT $2)",
-        )
-        .bind(now)
-        .bind(SWEEP_LIMIT)
-        .execute(&mut *conn)
-        .await?;
-        sqlx::query("RELEASE SAVEPOINT sweep").execute(&mut *conn).await?;
-        Ok::<_, sqlx::Error>(done.rows_affected())
-    };
-    match swept.await {
-        Ok(deleted) => deleted >= SWEEP_LIMIT as u64,
-        Err(e) => {
-            tracing::warn!(error = %e, "store writer cannot sweep expired nonces");
-            let _ = sqlx::query("ROLLBACK TO SAVEPOINT sweep").execute(&mut *conn).await;
-            let _ = sqlx::query("RELEASE SAVEPOINT sweep").execute(&mut *conn).await;
-            false
-        }
-    }
-}
-
-/// For each enrolled device among `ids`: the device, its effective policy (as
-/// `Store::effective_policy`), its newest admin account with the active version, and counts
-/// that tell whether the snapshot needs more: open jobs, pending versions of that account,
-/// support accounts past their lifetime. `{ids}` is a list of placeholders.
-const CONTEXTS: &str = "WITH RECURSIVE batch(id) AS (VALUES {ids}), \
-     up(device_id, id) AS ( \
-      SELECT member_id, group_id FROM group_members WHERE member_kind = 'device' AND member_id IN (SELECT id FROM batch) \
+/// For each device among `ids`: the device with its spent nonces, its effective policy (as
+/// `Store::effective_policy`: the first matching group policy, else the tenant's), its newest
+/// admin account with the active version, and what tells whether the snapshot needs more:
+/// open jobs, pending versions of that account, the earliest end of a live support account.
+/// `{ids}` is a list of numbered placeholders. Group memberships are walked only for tenants
+/// that have group policies, and nothing is sorted for a device in the usual case.
+const CONTEXTS: &str = "WITH RECURSIVE up(device_id, id) AS ( \
+      SELECT member_id, group_id FROM group_members WHERE member_kind = 'device' AND member_id IN ({ids}) \
       UNION SELECT up.device_id, m.group_id FROM group_members m JOIN up ON m.member_id = up.id AND m.member_kind = 'group') \
      SELECT d.id, d.tenant_id, d.name, d.container_dn, d.os, d.agent_public_key, d.enrolled_at, d.last_seen_at, \
-     d.poll_interval_secs AS device_poll_secs, d.created_at, d.reported_version, d.last_rotated_at, \
+     d.poll_interval_secs AS device_poll_secs, d.created_at, d.reported_version, d.last_rotated_at, d.check_in_nonces, \
      (SELECT COUNT(*) FROM device_jobs j WHERE j.device_id = d.id AND j.state = 'open') AS open_jobs, \
      p.max_age_secs, p.length, p.classes, p.passphrase_words, p.history, p.support_lifetime_secs, \
      p.poll_interval_secs, \
@@ -349,27 +344,29 @@ const CONTEXTS: &str = "WITH RECURSIVE batch(id) AS (VALUES {ids}), \
      (SELECT MIN(s.expires_at) FROM accounts s WHERE s.device_id = d.id AND s.kind = 'support' \
       AND s.removed_at IS NULL) AS support_expiry \
      FROM devices d \
-     LEFT JOIN rotation_policies p ON p.tenant_id = d.tenant_id AND p.scope_key = ( \
-      SELECT q.scope_key FROM rotation_policies q WHERE q.tenant_id = d.tenant_id \
-      AND (q.scope_key = '' OR q.group_id IN (SELECT up.id FROM up WHERE up.device_id = d.id)) \
-      ORDER BY CASE WHEN q.scope_key = '' THEN 1 ELSE 0 END, q.priority, q.scope_key LIMIT 1) \
+     LEFT JOIN rotation_policies p ON p.tenant_id = d.tenant_id AND p.scope_key = COALESCE(CASE WHEN EXISTS ( \
+      SELECT 1 FROM rotation_policies g WHERE g.tenant_id = d.tenant_id AND g.scope_key <> '') THEN ( \
+      SELECT q.scope_key FROM rotation_policies q WHERE q.tenant_id = d.tenant_id AND q.scope_key <> '' \
+      AND q.group_id IN (SELECT up.id FROM up WHERE up.device_id = d.id) ORDER BY q.priority, q.scope_key LIMIT 1) \
+      END, '') \
      LEFT JOIN accounts a ON a.id = ( \
       SELECT x.id FROM accounts x WHERE x.device_id = d.id AND x.kind = 'device_admin' AND x.removed_at IS NULL \
       ORDER BY x.created_at DESC, x.id LIMIT 1) \
      LEFT JOIN secret_versions v ON v.account_id = a.id AND v.state = 'active' \
-     WHERE d.id IN (SELECT id FROM batch) AND d.agent_public_key IS NOT NULL";
+     WHERE d.id IN ({ids})";
 
-/// A context as read by [`CONTEXTS`], and whether its snapshot is complete.
+/// A context as read by [`CONTEXTS`].
 struct Partial {
     context: CheckInContext,
-    /// Open jobs, pending versions, or a support account that may be past its lifetime:
-    /// the snapshot needs the full read.
+    spent_nonces: Option<String>,
+    /// Open jobs or pending versions: the snapshot needs the full read.
     incomplete: bool,
+    /// When the first live support account ends (Unix ms).
     support_expiry: Option<i64>,
 }
 
-/// The contexts of the enrolled devices among `ids`, by device id. Snapshots are complete
-/// only for devices with nothing open or pending (see [`complete`]).
+/// The contexts of the devices among `ids`, by device id. Snapshots are complete only for
+/// devices with nothing open or pending (see [`complete`]).
 async fn read_contexts(
     backend: Backend,
     conn: &mut AnyConnection,
@@ -380,7 +377,7 @@ async fn read_contexts(
     distinct.dedup();
     let mut out = HashMap::with_capacity(distinct.len());
     for chunk in distinct.chunks(ROWS_PER_STATEMENT) {
-        let sql = CONTEXTS.replace("{ids}", &tuples(backend, shape(chunk.len()), 1));
+        let sql = CONTEXTS.replace("{ids}", &numbered(backend, shape(chunk.len())));
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for id in padded(chunk) {
             q = q.bind((*id).to_owned());
@@ -432,6 +429,7 @@ fn partial_from_row(row: &AnyRow) -> Result<Partial, StoreError> {
             policy,
             snapshot: AgentSnapshot { admin, expired_support: Vec::new(), open_jobs: Vec::new() },
         },
+        spent_nonces: get(row, "check_in_nonces")?,
         incomplete,
         support_expiry: get(row, "support_expiry")?,
     })
@@ -461,6 +459,16 @@ fn padded<T>(rows: &[T]) -> impl Iterator<Item = &T> {
     rows.iter().chain(pad)
 }
 
+/// `n` placeholders that name their position, so a statement can use them twice:
+/// `$1, $2` or `?1, ?2`.
+fn numbered(backend: Backend, n: usize) -> String {
+    let sigil = match backend {
+        Backend::Sqlite => "?",
+        Backend::Postgres => "$",
+    };
+    (1..=n).map(|i| format!("{sigil}{i}")).collect::<Vec<_>>().join(", ")
+}
+
 /// `rows` tuples of `width` placeholders each: `($1, $2), ($3, $4)`.
 fn tuples(backend: Backend, rows: usize, width: usize) -> String {
     let mut out = String::with_capacity(rows * width * 5);
@@ -478,4 +486,29 @@ fn tuples(backend: Backend, rows: usize, width: usize) -> String {
         out.push(')');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spent_nonces_round_trip_and_expire() {
+        let list = SpentNonces::parse(None, 0).unwrap().with("a", 10).with("b", 20);
+        let stored = list.to_column();
+        assert_eq!(SpentNonces::parse(Some(&stored), 5).unwrap(), list);
+        let later = SpentNonces::parse(Some(&stored), 11).unwrap();
+        assert!(!later.contains("a") && later.contains("b"));
+        assert!(SpentNonces::parse(Some("not json"), 0).is_err());
+        assert_eq!(SpentNonces::parse(Some(""), 0).unwrap(), SpentNonces::default());
+    }
+
+    #[test]
+    fn statements_are_padded_to_a_few_shapes() {
+        assert_eq!((shape(1), shape(3), shape(64), shape(65)), (1, 4, 64, 128));
+        assert_eq!(padded(&[1, 2, 3]).copied().collect::<Vec<_>>(), vec![1, 2, 3, 3]);
+        assert_eq!(tuples(Backend::Postgres, 2, 2), "($1, $2), ($3, $4)");
+        assert_eq!(tuples(Backend::Sqlite, 1, 3), "(?, ?, ?)");
+        assert_eq!((numbered(Backend::Sqlite, 2), numbered(Backend::Postgres, 2)), ("?1, ?2".into(), "$1, $2".into()));
+    }
 }

@@ -16,6 +16,7 @@ macro_rules! select_devices {
 }
 
 mod accounts;
+mod agent_keys;
 mod audit;
 mod backend;
 mod check_in;
@@ -35,9 +36,10 @@ mod tenants;
 mod writer;
 
 pub use accounts::{NewAccount, SealFn, SealedSecret};
+pub use agent_keys::AgentKey;
 pub use audit::AuditFilter;
 pub use backend::Backend;
-pub use check_in::{CheckInContext, Decide, QueuedJobs};
+pub use check_in::{CheckInContext, Decide, QueuedJobs, TOO_MANY_CHECK_INS};
 pub use clients::{NewAdminToken, NewApiClient};
 pub use devices::NewDevice;
 pub use directory::{NewGroup, NewUser};
@@ -66,6 +68,7 @@ pub struct Store {
     backend: Backend,
     read: AnyPool,
     writer: writer::Writer,
+    agent_keys: std::sync::Arc<agent_keys::KeyCache>,
 }
 
 impl Store {
@@ -93,7 +96,7 @@ impl Store {
             }
         };
         let writer = writer::Writer::spawn(backend, write);
-        Ok(Self { backend, read, writer })
+        Ok(Self { backend, read, writer, agent_keys: Default::default() })
     }
 
     /// Open the embedded SQLite store in a file, creating it if missing.
@@ -142,9 +145,12 @@ async fn sqlite_pool(url: &str, size: u32, read_only: bool) -> Result<AnyPool, S
                 } else {
                     // The writer's page cache survives its own commits (a reader's does not, in
                     // WAL mode): make it large enough to hold the pages check-ins touch.
-                    //conn.execute("PRAGMA cache_size = -65536").await?;
+                    conn.execute("PRAGMA cache_size = -65536").await?;
                     // Savepoints journal the pages they change in memory, not in a file.
                     conn.execute("PRAGMA temp_store = MEMORY").await?;
+                    // Copy the log into the database every ~40 MB rather than every 4 MB: fewer,
+                    // larger checkpoints write a page that changed several times in between once.
+                    conn.execute("PRAGMA wal_autocheckpoint = 10000").await?;
                 }
                 Ok(())
             })

@@ -983,25 +983,30 @@ async fn mark_rotated(conn: &mut AnyConnection, device_id: &str, now: OffsetDate
     Ok(())
 }
 
-/// Write a check-in that confirms, queues or removes something (a plain one is written in
-/// bulk instead): spend the nonce, record the time and the reported version, then confirm,
-/// queue and remove as decided. Returns the jobs queued and the audit events.
+/// Write a check-in that confirms, queues or removes something (a plain one is written with
+/// others instead): record the time, the reported version and the device's spent nonces
+/// (`spent_nonces`, this check-in's included), then confirm, queue and remove as decided.
+/// Returns the jobs queued and the audit events.
 #[allow(clippy::type_complexity)]
 pub(crate) async fn write_check_in(
     conn: &mut AnyConnection,
     now: OffsetDateTime,
     c: &CheckInWrite,
+    spent_nonces: &str,
     template: &NewAuditEvent,
 ) -> Result<(Vec<(DeviceJob, Option<String>)>, Vec<NewAuditEvent>), StoreError> {
-    spend_nonce(conn, &c.device_id, &c.nonce, now, c.nonce_expires_at).await?;
-    sqlx::query("UPDATE devices SET last_seen_at = $1, reported_version = $2, poll_interval_secs = $3 WHERE id = $4")
-        .bind(to_millis(now))
-        .bind(c.reported_version)
-        .bind(c.poll_interval_secs)
-        .bind(c.device_id.clone())
-        .execute(&mut *conn)
-        .await
-        .map_err(StoreError::db)?;
+    sqlx::query(
+        "UPDATE devices SET last_seen_at = $1, reported_version = $2, poll_interval_secs = $3, check_in_nonces = $4 \
+         WHERE id = $5",
+    )
+    .bind(to_millis(now))
+    .bind(c.reported_version)
+    .bind(c.poll_interval_secs)
+    .bind(spent_nonces.to_owned())
+    .bind(c.device_id.clone())
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::db)?;
     let mut events = Vec::new();
     let mut queued = Vec::new();
     if let Some((account_id, version, history)) = &c.confirm

@@ -14,7 +14,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Row};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::check_in::{CheckInJob, Sweep};
+use crate::check_in::CheckInJob;
 use crate::{Backend, StoreError};
 
 /// Most changes committed together.
@@ -160,7 +160,6 @@ async fn run(backend: Backend, pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
     // batch starts on a fresh one.
     let mut conn: Option<PoolConnection<Any>> = None;
     let mut closed = false;
-    let mut sweep = Sweep::default();
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         // Under load, callers answered by the last commit are about to queue their next
         // change: give them a few turns of the scheduler (no timer, so a lone caller waits
@@ -195,14 +194,14 @@ async fn run(backend: Backend, pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
                 }
             },
         };
-        if commit_batch(backend, c, jobs, &mut sweep).await.is_err() || release {
+        if commit_batch(backend, c, jobs).await.is_err() || release {
             conn = None;
         }
         closed |= release;
     }
 }
 
-async fn commit_batch(backend: Backend, conn: &mut AnyConnection, jobs: Vec<Job>, sweep: &mut Sweep) -> Result<(), ()> {
+async fn commit_batch(backend: Backend, conn: &mut AnyConnection, jobs: Vec<Job>) -> Result<(), ()> {
     let head = match begin(backend, conn).await {
         Ok(head) => head,
         Err(e) => {
@@ -229,7 +228,7 @@ async fn commit_batch(backend: Backend, conn: &mut AnyConnection, jobs: Vec<Job>
                 other => other,
             };
             // Reads and check-ins see every change queued before them, and nothing queued after.
-            flush(backend, conn, &mut bulk, &mut events, &mut replies, sweep).await?;
+            flush(backend, conn, &mut bulk, &mut events, &mut replies).await?;
             match job {
                 Job::Events(job_events, reply) => {
                     events.extend(job_events);
@@ -245,7 +244,7 @@ async fn commit_batch(backend: Backend, conn: &mut AnyConnection, jobs: Vec<Job>
                 Job::Read(_) | Job::CheckIn(_) => {}
             }
         }
-        flush(backend, conn, &mut bulk, &mut events, &mut replies, sweep).await
+        flush(backend, conn, &mut bulk, &mut events, &mut replies).await
     }
     .await;
     let result = match done {
@@ -290,10 +289,9 @@ async fn flush(
     bulk: &mut Bulk,
     events: &mut Vec<NewAuditEvent>,
     replies: &mut Vec<Reply>,
-    sweep: &mut Sweep,
 ) -> Result<(), sqlx::Error> {
     flush_reads(backend, conn, &mut bulk.reads, events, replies).await;
-    crate::check_in::flush(backend, conn, &mut bulk.check_ins, events, replies, sweep).await
+    crate::check_in::flush(backend, conn, &mut bulk.check_ins, events, replies).await
 }
 
 /// Answer the queued reads with one query; their events join the batch in queue order. If the

@@ -1,108 +1,58 @@
-//! Agent check-ins on both backends: plain check-ins written in bulk by the writer (nonces
-//! spent once, even twice in one batch; the last check-in of a device wins), expired nonces
-//! swept, and the one-read check-in context agreeing with the separate reads. Every case runs
-//! as `<case>_sqlite` and `<case>_postgres` (the latter skipped with a note when
-//! `LATCHKEY_TEST_PG_URL` is unset, unless services are required).
+//! Agent check-ins on both backends: check-ins handled together by the writer (a nonce spent
+//! once, even twice in one batch; the last check-in of a device wins; a later check-in of a
+//! device decides on what an earlier one in the batch queued), spent nonces kept in the device
+//! and forgotten once expired, kept keys checked against the device, and the context a
+//! check-in decides on agreeing with the separate reads. Every case runs as `<case>_sqlite`
+//! and `<case>_postgres` (the latter skipped with a note when `LATCHKEY_TEST_PG_URL` is unset,
+//! unless services are required).
 
 // Test code: helpers outside `#[test]` functions fail loudly too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
-use latchkey_core::model::{Device, GroupMember, MemberKind, Tenant};
+use common::{Db, T0, both, ev, new_id, new_tenant};
+use latchkey_core::model::{Device, GroupMember, MemberKind};
 use latchkey_core::{Action, JobCause, JobKind, NewAuditEvent, ObjectType, RotationPolicy};
 use latchkey_store::{
-    Backend, CheckInContext, CheckInWrite, Decide, Enrollment, NewDevice, NewEnrollmentToken, NewGroup, ScopedPolicy,
-    SealFn, SealedSecret, Store, StoreError, SupportRequest,
+    CheckInContext, CheckInWrite, Decide, Enrollment, NewDevice, NewEnrollmentToken, NewGroup, ScopedPolicy, SealFn,
+    SealedSecret, Store, StoreError, SupportRequest,
 };
-use sqlx::{Connection, PgConnection, SqliteConnection};
-use tempfile::TempDir;
-use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
-/// The tests' "now": whole milliseconds, the store's time unit.
-const T0: OffsetDateTime = datetime!(2030-01-02 03:04:05.678 UTC);
 /// How long a spent nonce is kept, as the server sets it.
 const NONCE_LIFE: Duration = Duration::minutes(10);
-
-struct Db {
-    backend: Backend,
-    url: String,
-    _dir: Option<TempDir>,
-}
-
-impl Db {
-    fn sqlite() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        Self { backend: Backend::Sqlite, url: latchkey_testkit::sqlite_url(&dir), _dir: Some(dir) }
-    }
-
-    async fn postgres() -> Option<Self> {
-        Some(Self { backend: Backend::Postgres, url: latchkey_testkit::fresh_postgres_url().await?, _dir: None })
-    }
-
-    async fn open(&self) -> Store {
-        let store = Store::open(&self.url).await.unwrap();
-        assert_eq!(store.backend(), self.backend);
-        store
-    }
-
-    /// The nonces stored for a device, sorted, read on a connection of its own.
-    async fn nonces(&self, device_id: &str) -> Vec<String> {
-        let sql = "SELECT nonce FROM agent_nonces WHERE device_id = $1 ORDER BY nonce";
-        match self.backend {
-            Backend::Sqlite => {
-                let mut c = SqliteConnection::connect(&self.url).await.unwrap();
-                sqlx::query_scalar(sql).bind(device_id).fetch_all(&mut c).await.unwrap()
-            }
-            Backend::Postgres => {
-                let mut c = PgConnection::connect(&self.url).await.unwrap();
-                sqlx::query_scalar(sql).bind(device_id).fetch_all(&mut c).await.unwrap()
-            }
-        }
-    }
-}
-
-macro_rules! both {
-    ($($case:ident => $sqlite:ident, $postgres:ident;)*) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $sqlite() {
-            $case(Db::sqlite()).await;
-        }
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $postgres() {
-            let Some(db) = Db::postgres().await else { return };
-            $case(db).await;
-        }
-    )*};
-}
 
 both! {
     one_batch_spends_each_nonce_once => one_batch_spends_each_nonce_once_sqlite, one_batch_spends_each_nonce_once_postgres;
     replays_across_batches_are_refused => replays_across_batches_are_refused_sqlite, replays_across_batches_are_refused_postgres;
-    expired_nonces_are_swept => expired_nonces_are_swept_sqlite, expired_nonces_are_swept_postgres;
+    expired_nonces_are_forgotten => expired_nonces_are_forgotten_sqlite, expired_nonces_are_forgotten_postgres;
+    a_device_spends_a_bounded_number_of_nonces => a_device_spends_a_bounded_number_of_nonces_sqlite, a_device_spends_a_bounded_number_of_nonces_postgres;
+    kept_keys_are_checked_against_the_device => kept_keys_are_checked_against_the_device_sqlite, kept_keys_are_checked_against_the_device_postgres;
+    two_stores_never_accept_a_nonce_twice => two_stores_never_accept_a_nonce_twice_sqlite, two_stores_never_accept_a_nonce_twice_postgres;
     context_agrees_with_the_separate_reads => context_agrees_with_the_separate_reads_sqlite, context_agrees_with_the_separate_reads_postgres;
 }
 
-fn new_id() -> String {
-    uuid::Uuid::new_v4().to_string()
-}
-
-fn ev(action: Action, object_type: ObjectType, tenant_id: &str, object_id: &str) -> NewAuditEvent {
-    NewAuditEvent::new(T0, "test", action, object_type).tenant(tenant_id).object(object_id)
+/// The nonces a device's row holds as spent on check-ins, sorted, read on a connection of
+/// its own.
+async fn nonces(db: &Db, device_id: &str) -> Vec<String> {
+    // The id is a UUID the test made.
+    let stored = db.raw_strings(format!("SELECT check_in_nonces FROM devices WHERE id = '{device_id}'")).await;
+    let pairs: Vec<(String, i64)> = match stored.first().map(String::as_str) {
+        None | Some("-") => Vec::new(),
+        Some(json) => serde_json::from_str(json).unwrap(),
+    };
+    let mut nonces: Vec<String> = pairs.into_iter().map(|(n, _)| n).collect();
+    nonces.sort();
+    nonces
 }
 
 fn agent_ev() -> NewAuditEvent {
     NewAuditEvent::new(T0, "agent:test", Action::RotationRequest, ObjectType::DeviceJob)
-}
-
-async fn new_tenant(store: &Store, slug: &str) -> Tenant {
-    let id = new_id();
-    let tenant = Tenant { id: id.clone(), slug: slug.into(), name: slug.into(), created_at: T0 };
-    store.create_tenant(tenant, ev(Action::TenantCreate, ObjectType::Tenant, &id, &id)).await.unwrap()
 }
 
 async fn new_device(store: &Store, tenant_id: &str, name: &str) -> Device {
@@ -304,11 +254,11 @@ async fn one_batch_spends_each_nonce_once(db: Db) {
     let seen = store.device(&t.id, &e.id).await.unwrap();
     assert_eq!((seen.last_seen_at, seen.reported_version, seen.open_jobs), (Some(t2), Some(8), 1));
     assert_eq!(
-        db.nonces(&d.id).await,
+        nonces(&db, &d.id).await,
         vec!["batch-nonce-0000001", "batch-nonce-0000002", "hold-writer-nonce-0", "spent-earlier-000001"]
     );
-    assert_eq!(db.nonces(&other.id).await, vec!["batch-nonce-0000001"]);
-    assert_eq!(db.nonces(&e.id).await, vec!["signed-nonce-000001", "signed-nonce-000002"]);
+    assert_eq!(nonces(&db, &other.id).await, vec!["batch-nonce-0000001"]);
+    assert_eq!(nonces(&db, &e.id).await, vec!["signed-nonce-000001", "signed-nonce-000002"]);
 }
 
 async fn replays_across_batches_are_refused(db: Db) {
@@ -347,26 +297,105 @@ async fn replays_across_batches_are_refused(db: Db) {
     check_in(&store, plain(&other, "first-nonce-0000001", later, None), later).await.unwrap();
 }
 
-async fn expired_nonces_are_swept(db: Db) {
+async fn expired_nonces_are_forgotten(db: Db) {
     let store = db.open().await;
     let t = new_tenant(&store, "acme").await;
     let d = new_device(&store, &t.id, "PC-1").await;
     let t1 = T0 + Duration::minutes(1);
     check_in(&store, plain(&d, "early-nonce-0000001", T0, None), T0).await.unwrap();
     check_in(&store, plain(&d, "later-nonce-0000001", t1, None), t1).await.unwrap();
-    assert_eq!(db.nonces(&d.id).await, vec!["early-nonce-0000001", "later-nonce-0000001"]);
+    assert_eq!(nonces(&db, &d.id).await, vec!["early-nonce-0000001", "later-nonce-0000001"]);
 
-    // Half a minute after the first expired: the next check-in sweeps it, not the second.
+    // Half a minute after the first expired: the next check-in drops it, not the second.
     let t2 = T0 + NONCE_LIFE + Duration::seconds(30);
     check_in(&store, plain(&d, "third-nonce-0000001", t2, None), t2).await.unwrap();
-    assert_eq!(db.nonces(&d.id).await, vec!["later-nonce-0000001", "third-nonce-0000001"]);
+    assert_eq!(nonces(&db, &d.id).await, vec!["later-nonce-0000001", "third-nonce-0000001"]);
+    // A nonce still kept is refused, and the refusal changes nothing.
+    let replay = check_in(&store, plain(&d, "later-nonce-0000001", t2, Some(3)), t2).await;
+    assert!(matches!(replay, Err(StoreError::Conflict(_))), "{replay:?}");
+    assert_eq!(store.device(&t.id, &d.id).await.unwrap().reported_version, None);
 
-    // Long after: every nonce spent before has expired and goes, whichever device spent it.
-    let other = new_device(&store, &t.id, "PC-2").await;
+    // Long after, a check-in keeps only its own nonce.
     let t3 = t2 + NONCE_LIFE + Duration::minutes(1);
-    check_in(&store, plain(&other, "fourth-nonce-000001", t3, None), t3).await.unwrap();
-    assert!(db.nonces(&d.id).await.is_empty());
-    assert_eq!(db.nonces(&other.id).await, vec!["fourth-nonce-000001"]);
+    check_in(&store, plain(&d, "fourth-nonce-000001", t3, None), t3).await.unwrap();
+    assert_eq!(nonces(&db, &d.id).await, vec!["fourth-nonce-000001"]);
+}
+
+async fn a_device_spends_a_bounded_number_of_nonces(db: Db) {
+    let store = db.open().await;
+    let t = new_tenant(&store, "acme").await;
+    let d = new_device(&store, &t.id, "PC-1").await;
+    for i in 0..64 {
+        let at = T0 + Duration::seconds(i);
+        check_in(&store, plain(&d, &format!("bounded-nonce-{i:05}"), at, None), at).await.unwrap();
+    }
+    // A 65th check-in inside the replay window is refused and changes nothing...
+    let at = T0 + Duration::seconds(64);
+    let refused = check_in(&store, plain(&d, "bounded-nonce-00064", at, Some(1)), at).await;
+    assert!(matches!(refused, Err(StoreError::Conflict(_))), "{refused:?}");
+    assert_eq!(nonces(&db, &d.id).await.len(), 64);
+    assert_eq!(store.device(&t.id, &d.id).await.unwrap().last_seen_at, Some(T0 + Duration::seconds(63)));
+    // ...until the first of them expires.
+    let at = T0 + NONCE_LIFE + Duration::milliseconds(500);
+    check_in(&store, plain(&d, "bounded-nonce-00064", at, Some(1)), at).await.unwrap();
+    assert_eq!(nonces(&db, &d.id).await.len(), 64);
+}
+
+async fn two_stores_never_accept_a_nonce_twice(db: Db) {
+    // Two stores on one database, as two servers sharing PostgreSQL (or two processes on one
+    // SQLite file): the same check-in sent to both at once is accepted by exactly one.
+    let (a, b) = (db.open().await, db.open().await);
+    let t = new_tenant(&a, "acme").await;
+    let d = enrolled_device(&a, &t.id, "PC-1").await;
+    let key = d.agent_public_key.clone().unwrap();
+    for round in 0..20 {
+        let at = T0 + Duration::seconds(round);
+        let nonce = format!("shared-nonce-{round:06}");
+        let send = |store: &Store| {
+            let (d, nonce, store, key) = (d.clone(), nonce.clone(), store.clone(), key.clone());
+            async move {
+                let id = d.id.clone();
+                let decide: Decide = Box::new(move |_| plain(&d, &nonce, at, Some(round)));
+                store.check_in(&id, &key, at, agent_ev(), decide).await.map(|_| ())
+            }
+        };
+        let (x, y) = tokio::join!(tokio::spawn(send(&a)), tokio::spawn(send(&b)));
+        let outcomes = [x.unwrap(), y.unwrap()];
+        let accepted = outcomes.iter().filter(|r| r.is_ok()).count();
+        let replays = outcomes.iter().filter(|r| matches!(r, Err(StoreError::Conflict(_)))).count();
+        assert_eq!((accepted, replays), (1, 1), "round {round}: {outcomes:?}");
+    }
+    assert_eq!(nonces(&db, &d.id).await.len(), 20);
+    assert_eq!(a.device(&t.id, &d.id).await.unwrap().reported_version, Some(19));
+}
+
+async fn kept_keys_are_checked_against_the_device(db: Db) {
+    let store = db.open().await;
+    let t = new_tenant(&store, "acme").await;
+    let d = enrolled_device(&store, &t.id, "PC-1").await;
+    let key = d.agent_public_key.clone().unwrap();
+    let first = store.agent_key(&d.id).await.unwrap();
+    assert_eq!((&*first.tenant_id, &*first.public_key, first.cached), (t.id.as_str(), key.as_str(), false));
+    assert!(store.agent_key(&d.id).await.unwrap().cached, "the second read comes from memory");
+    store.forget_agent_key(&d.id);
+    assert!(!store.agent_key(&d.id).await.unwrap().cached);
+
+    // A check-in verified with a key the device does not hold writes nothing and drops the key.
+    assert!(store.agent_key(&d.id).await.unwrap().cached);
+    let decide: Decide = Box::new(|_| panic!("not decided for a key the device does not hold"));
+    let refused = store.check_in(&d.id, "not-the-device-key", T0, agent_ev(), decide).await;
+    assert!(matches!(refused, Err(StoreError::NotFound)), "{refused:?}");
+    assert!(!store.agent_key(&d.id).await.unwrap().cached, "read again after a refusal");
+    assert!(nonces(&db, &d.id).await.is_empty());
+    assert_eq!(store.device(&t.id, &d.id).await.unwrap().last_seen_at, None);
+
+    // Once the device is gone, its kept key gets nothing written either.
+    store.delete_device(&t.id, &d.id, ev(Action::DeviceDelete, ObjectType::Device, &t.id, &d.id)).await.unwrap();
+    let d2 = d.clone();
+    let decide: Decide = Box::new(move |_| plain(&d2, "after-delete-nonce-1", T0, None));
+    let refused = store.check_in(&d.id, &key, T0, agent_ev(), decide).await;
+    assert!(matches!(refused, Err(StoreError::NotFound)), "{refused:?}");
+    assert!(matches!(store.agent_key(&d.id).await, Err(StoreError::NotFound)));
 }
 
 /// The context a signed check-in of `device` decides on at `at`; the check-in itself writes
@@ -394,10 +423,10 @@ async fn context_agrees_with_the_separate_reads(db: Db) {
     assert!(matches!(missing, Err(StoreError::NotFound)), "a device that never enrolled has no context");
     assert!(matches!(store.agent_key(&never.id).await, Err(StoreError::NotFound)));
     assert!(matches!(store.agent_key(&new_id()).await, Err(StoreError::NotFound)));
-    assert!(db.nonces(&never.id).await.is_empty(), "a refused check-in spends nothing");
+    assert!(nonces(&db, &never.id).await.is_empty(), "a refused check-in spends nothing");
 
     let d = enrolled_device(&store, &t.id, "PC-1").await;
-    assert_eq!(store.agent_key(&d.id).await.unwrap(), (t.id.clone(), d.agent_public_key.clone().unwrap()));
+    assert_eq!(&*store.agent_key(&d.id).await.unwrap().public_key, d.agent_public_key.as_deref().unwrap());
     // Fresh: the default policy, no admin account, nothing open.
     let before = store.device(&t.id, &d.id).await.unwrap();
     let ctx = context_of(&store, &d, T0).await.unwrap();

@@ -10,7 +10,7 @@ use latchkey_core::rotation::is_support_account_name;
 use latchkey_core::{Action, DeviceJob, JobKind, ObjectType, RotationPolicy};
 use latchkey_proto as proto;
 use latchkey_proto::ProblemCode;
-use latchkey_store::{CheckInContext, CheckInWrite, Decide, StoreError};
+use latchkey_store::{CheckInContext, CheckInWrite, Decide, StoreError, TOO_MANY_CHECK_INS};
 use zeroize::Zeroizing;
 
 use super::agent_signed::{self, SignedRequest, replayed};
@@ -33,7 +33,7 @@ const MAX_PASSWORD_BYTES: usize = 256;
         ("x-latchkey-signature" = String, Header, description = "Ed25519 signature (base64url)"),
     ),
     responses((status = 200, body = proto::AgentCheckInResponse), (status = 400, body = proto::Problem),
-        (status = 401, body = proto::Problem), (status = 413, body = proto::Problem)))]
+        (status = 401, body = proto::Problem), (status = 413, body = proto::Problem), (status = 429, body = proto::Problem)))]
 pub async fn check_in(
     State(state): State<AppState>,
     method: Method,
@@ -44,8 +44,16 @@ pub async fn check_in(
 ) -> Result<Json<proto::AgentCheckInResponse>, ApiError> {
     let request = agent_signed::unverified(&state, &headers, body)?;
     let device_id = request.device_id().to_owned();
-    let (tenant_id, key) = state.store().agent_key(&device_id).await.map_err(agent_signed::unknown_device)?;
-    let (nonce, report): (String, proto::AgentCheckIn) = request.open(&key, &method, &uri)?;
+    let store = state.store();
+    let mut key = store.agent_key(&device_id).await.map_err(agent_signed::unknown_device)?;
+    let mut opened = request.open::<proto::AgentCheckIn>(&key.public_key, &method, &uri);
+    if opened.is_err() && key.cached {
+        // The key kept in memory may be stale: read it again before refusing.
+        store.forget_agent_key(&device_id);
+        key = store.agent_key(&device_id).await.map_err(agent_signed::unknown_device)?;
+        opened = request.open(&key.public_key, &method, &uri);
+    }
+    let (nonce, report) = opened?;
     if report.managed_accounts.len() > 64 || report.managed_accounts.iter().any(|a| a.is_empty() || a.len() > 64) {
         return Err(ApiError::invalid("managedAccounts holds at most 64 names of 1-64 characters"));
     }
@@ -55,12 +63,15 @@ pub async fn check_in(
     let now = state.clock().now();
     let template = facts
         .event(now, format!("agent:{device_id}"), Action::RotationRequest, ObjectType::DeviceJob)
-        .tenant(tenant_id);
+        .tenant(key.tenant_id.to_string());
     let reported = report.password_version;
     // Decided in the store's batch, from the device's state in the transaction that records it.
     let decision: Decide = Box::new(move |ctx| decide(ctx, nonce, reported, now));
-    let (context, queued) = match state.store().check_in(&device_id, &key, now, template, decision).await {
+    let (context, queued) = match store.check_in(&device_id, &key.public_key, now, template, decision).await {
         Ok(done) => done,
+        Err(StoreError::Conflict(why)) if why == TOO_MANY_CHECK_INS => {
+            return Err(ApiError::Client(ProblemCode::RateLimited, why.to_owned()));
+        }
         Err(StoreError::Conflict(_)) => return Err(replayed()),
         // The device was removed (or enrolled again) since its key was read.
         Err(StoreError::NotFound) => return Err(agent_signed::unauthenticated("the signature does not verify")),

@@ -99,7 +99,7 @@ impl Unverified {
 
     /// Check the signature over the request with the device's public key (base64url) and
     /// parse the JSON body; returns the nonce and the body. Nothing is written.
-    pub fn open<T: DeserializeOwned>(self, key: &str, method: &Method, uri: &Uri) -> Result<(String, T), ApiError> {
+    pub fn open<T: DeserializeOwned>(&self, key: &str, method: &Method, uri: &Uri) -> Result<(String, T), ApiError> {
         let key = DeviceVerifyingKey::from_base64url(key)
             .map_err(|_| ApiError::Internal(format!("device {} has an unreadable public key", self.device_id)))?;
         let path = uri.path_and_query().map_or_else(|| uri.path(), |pq| pq.as_str());
@@ -116,7 +116,7 @@ impl Unverified {
         }
         let body: T = serde_json::from_slice(&self.body)
             .map_err(|e| ApiError::Client(ProblemCode::MalformedBody, crate::extract::redact_values(&e.to_string())))?;
-        Ok((self.nonce, body))
+        Ok((self.nonce.clone(), body))
     }
 }
 

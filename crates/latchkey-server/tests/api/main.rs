@@ -4,6 +4,7 @@
 
 mod access;
 mod bad_input;
+mod check_in;
 mod device_access;
 mod device_agent;
 mod directory_sync;
