@@ -165,24 +165,15 @@ impl Store {
     /// Record a delivery: the row is done and its error cleared. Returns whether the row was
     /// still undelivered.
     pub async fn mark_notification_delivered(&self, id: &str, now: OffsetDateTime) -> Result<bool, StoreError> {
-        let id = id.to_owned();
-        let now = to_millis(now);
-        self.writer
-            .change(Vec::new(), move |conn: &mut AnyConnection| {
-                Box::pin(async move {
-                    let done = sqlx::query(
-                        "UPDATE outbox SET delivered_at = $1, attempts = attempts + 1, last_error = NULL \
-                         WHERE id = $2 AND delivered_at IS NULL",
-                    )
-                    .bind(now)
-                    .bind(id)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(StoreError::db)?;
-                    Ok(done.rows_affected() == 1)
-                })
-            })
-            .await
+        self.update_undelivered(
+            sqlx::query(
+                "UPDATE outbox SET delivered_at = $1, attempts = attempts + 1, last_error = NULL \
+                 WHERE id = $2 AND delivered_at IS NULL",
+            )
+            .bind(to_millis(now))
+            .bind(id.to_owned()),
+        )
+        .await
     }
 
     /// Record a failed attempt: one more attempt, its error (cut to 500 characters), and when
@@ -193,45 +184,40 @@ impl Store {
         error: &str,
         next_attempt_at: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        let (id, error) = (id.to_owned(), cut(error));
-        let next = to_millis(next_attempt_at);
-        self.writer
-            .change(Vec::new(), move |conn: &mut AnyConnection| {
-                Box::pin(async move {
-                    let done = sqlx::query(
-                        "UPDATE outbox SET attempts = attempts + 1, last_error = $1, next_attempt_at = $2 \
-                         WHERE id = $3 AND delivered_at IS NULL",
-                    )
-                    .bind(error)
-                    .bind(next)
-                    .bind(id)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(StoreError::db)?;
-                    Ok(done.rows_affected() == 1)
-                })
-            })
-            .await
+        self.update_undelivered(
+            sqlx::query(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = $1, next_attempt_at = $2 \
+                 WHERE id = $3 AND delivered_at IS NULL",
+            )
+            .bind(cut(error))
+            .bind(to_millis(next_attempt_at))
+            .bind(id.to_owned()),
+        )
+        .await
     }
 
     /// Finish a row without delivering it (nothing configured for its channel, an unreadable
     /// notice, or too many attempts), keeping why in `last_error`. Returns whether the row was
     /// still undelivered.
     pub async fn drop_notification(&self, id: &str, why: &str, now: OffsetDateTime) -> Result<bool, StoreError> {
-        let (id, why) = (id.to_owned(), cut(why));
-        let now = to_millis(now);
+        self.update_undelivered(
+            sqlx::query("UPDATE outbox SET delivered_at = $1, last_error = $2 WHERE id = $3 AND delivered_at IS NULL")
+                .bind(to_millis(now))
+                .bind(cut(why))
+                .bind(id.to_owned()),
+        )
+        .await
+    }
+
+    /// Run an UPDATE of one row that is still undelivered; whether it matched.
+    async fn update_undelivered(
+        &self,
+        update: sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>,
+    ) -> Result<bool, StoreError> {
         self.writer
             .change(Vec::new(), move |conn: &mut AnyConnection| {
                 Box::pin(async move {
-                    let done = sqlx::query(
-                        "UPDATE outbox SET delivered_at = $1, last_error = $2 WHERE id = $3 AND delivered_at IS NULL",
-                    )
-                    .bind(now)
-                    .bind(why)
-                    .bind(id)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(StoreError::db)?;
+                    let done = update.execute(&mut *conn).await.map_err(StoreError::db)?;
                     Ok(done.rows_affected() == 1)
                 })
             })

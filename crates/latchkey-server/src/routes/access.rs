@@ -101,17 +101,25 @@ fn target_view(t: &Target) -> proto::TargetView {
         name: t.name.clone(),
         expire_after: t.expire_after.map(|s| s.to_string()),
         readers: t.readers.iter().map(reader_view).collect(),
-        grants: t.grants.operations().iter().map(|o| o.as_str().to_owned()).collect(),
-        audit: proto::TargetAudit {
-            email_on_success: t.audit.email_on_success,
-            email_on_failure: t.audit.email_on_failure,
-            email_addresses: t.audit.email_addresses.clone(),
-        },
+        grants: grant_names(t.grants),
+        audit: audit_view(&t.audit),
         enabled: t.enabled,
         description: t.description.clone(),
         created_at: t.created_at,
         updated_at: t.updated_at,
     }
+}
+
+fn audit_view(a: &AuditSettings) -> proto::TargetAudit {
+    proto::TargetAudit {
+        email_on_success: a.email_on_success,
+        email_on_failure: a.email_on_failure,
+        email_addresses: a.email_addresses.clone(),
+    }
+}
+
+fn grant_names(g: Grants) -> Vec<String> {
+    g.operations().iter().map(|o| o.as_str().to_owned()).collect()
 }
 
 fn reader_view(r: &latchkey_core::access::Reader) -> proto::TargetReader {
@@ -120,12 +128,6 @@ fn reader_view(r: &latchkey_core::access::Reader) -> proto::TargetReader {
 
 fn target_ref(t: &Target) -> proto::TargetRef {
     proto::TargetRef { id: t.id.clone(), position: t.position, kind: t.kind.as_str().to_owned(), name: t.name.clone() }
-}
-
-/// Now, at the store's precision (milliseconds), so answers equal what a list shows.
-fn stored_now(state: &AppState) -> time::OffsetDateTime {
-    use latchkey_core::clock::{from_millis, to_millis};
-    from_millis(to_millis(state.clock().now()))
 }
 
 fn target_id(raw: &str) -> Result<String, ApiError> {
@@ -186,7 +188,7 @@ pub async fn create_target(
         .details(&serde_json::json!({ "type": target.kind.as_str(), "name": target.name }));
     let t = state
         .store()
-        .create_target(&tenant.id, id, target, position, stored_now(&state), event)
+        .create_target(&tenant.id, id, target, position, dto::stored_now(&state), event)
         .await
         .map_err(|e| ApiError::store("target", e))?;
     Ok((StatusCode::CREATED, Json(target_view(&t))))
@@ -216,7 +218,7 @@ pub async fn replace_target(
         .details(&serde_json::json!({ "type": target.kind.as_str(), "name": target.name }));
     let t = state
         .store()
-        .update_target(&tenant.id, &id, target, stored_now(&state), event)
+        .update_target(&tenant.id, &id, target, dto::stored_now(&state), event)
         .await
         .map_err(|e| ApiError::store("target", e))?;
     Ok(Json(target_view(&t)))
@@ -245,7 +247,7 @@ pub async fn move_target(
         .details(&serde_json::json!({ "position": body.position }));
     let t = state
         .store()
-        .move_target(&tenant.id, &id, body.position, stored_now(&state), event)
+        .move_target(&tenant.id, &id, body.position, dto::stored_now(&state), event)
         .await
         .map_err(|e| ApiError::store("target", e))?;
     Ok(Json(target_view(&t)))
@@ -346,7 +348,7 @@ pub async fn import_lithnet(
         .details(&serde_json::json!({ "source": "lithnet", "targets": targets.len(), "replace": body.replace }));
     state
         .store()
-        .import_targets(&tenant.id, targets, body.replace, stored_now(&state), event)
+        .import_targets(&tenant.id, targets, body.replace, dto::stored_now(&state), event)
         .await
         .map_err(|e| ApiError::store("target", e))?;
     let report = proto::LithnetImportReport { dry_run: false, imported: true, targets: report, problems };
@@ -360,11 +362,7 @@ fn imported_view(t: &lithnet::LithnetTarget) -> proto::ImportedTarget {
         name: t.name.clone(),
         expire_after: t.expire_after.map(|s| s.to_string()),
         readers: t.readers.iter().map(|p| p.as_str().to_owned()).collect(),
-        audit: proto::TargetAudit {
-            email_on_success: t.audit.email_on_success,
-            email_on_failure: t.audit.email_on_failure,
-            email_addresses: t.audit.email_addresses.clone(),
-        },
+        audit: audit_view(&t.audit),
         id: None,
     }
 }
@@ -553,8 +551,6 @@ pub async fn who_can_read(
         target: target.map(target_ref),
         matched_by,
         readers: target.map(|t| t.readers.iter().map(reader_view).collect()).unwrap_or_default(),
-        grants: target
-            .map(|t| t.grants.operations().iter().map(|o| o.as_str().to_owned()).collect())
-            .unwrap_or_default(),
+        grants: target.map(|t| grant_names(t.grants)).unwrap_or_default(),
     }))
 }

@@ -212,3 +212,9 @@ pub fn device_job(j: latchkey_core::DeviceJob) -> proto::DeviceJob {
         error: j.error,
     }
 }
+
+/// Now, at the store's precision (milliseconds), so an answer equals what a later list shows.
+pub fn stored_now(state: &crate::state::AppState) -> time::OffsetDateTime {
+    use latchkey_core::clock::{from_millis, to_millis};
+    from_millis(to_millis(state.clock().now()))
+}

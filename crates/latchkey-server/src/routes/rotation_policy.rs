@@ -40,12 +40,6 @@ fn policy_from(body: &proto::RotationPolicySet) -> Result<RotationPolicy, ApiErr
     Ok(p)
 }
 
-/// Now, at the store's precision (milliseconds), so the answer equals what a list shows.
-fn stored_now(state: &AppState) -> time::OffsetDateTime {
-    use latchkey_core::clock::{from_millis, to_millis};
-    from_millis(to_millis(state.clock().now()))
-}
-
 fn audit_details(p: &ScopedPolicy) -> serde_json::Value {
     let r = &p.policy;
     serde_json::json!({
@@ -93,7 +87,7 @@ pub async fn set_tenant_rotation_policy(
         return Err(ApiError::invalid("priority applies to group policies only"));
     }
     let policy = policy_from(&body)?;
-    let scoped = ScopedPolicy { group_id: None, priority: 0, policy, updated_at: stored_now(&state) };
+    let scoped = ScopedPolicy { group_id: None, priority: 0, policy, updated_at: dto::stored_now(&state) };
     store_policy(&state, &admin, &tenant, scoped).await
 }
 
@@ -117,7 +111,7 @@ pub async fn set_group_rotation_policy(
         return Err(ApiError::invalid("priority must be between -1000000 and 1000000"));
     }
     let policy = policy_from(&body)?;
-    let scoped = ScopedPolicy { group_id: Some(group_id), priority, policy, updated_at: stored_now(&state) };
+    let scoped = ScopedPolicy { group_id: Some(group_id), priority, policy, updated_at: dto::stored_now(&state) };
     store_policy(&state, &admin, &tenant, scoped).await
 }
 
