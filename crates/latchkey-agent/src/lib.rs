@@ -16,6 +16,7 @@
 //! (never to its argument list, which any local user can read in `/proc`), and the copies made
 //! for that are zeroized. Errors carry the tool, its exit status and its standard error.
 
+pub mod local_admin;
 pub mod os;
 
 pub use os::{AccountName, AccountNameError, LocalAccounts, OsError, UserInfo};

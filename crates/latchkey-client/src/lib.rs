@@ -2,6 +2,8 @@
 //! Errors carry the server's problem document.
 
 mod access;
+mod applications;
+mod jit;
 
 use latchkey_proto::{self as proto, Problem};
 use reqwest::{Method, StatusCode};

@@ -2,9 +2,11 @@
 //! events with their hash chain, and the clock. No I/O lives here.
 
 pub mod access;
+pub mod app_notices;
 pub mod audit;
 pub mod clock;
 pub mod faults;
+pub mod jit;
 pub mod model;
 pub mod names;
 pub mod notification;

@@ -158,6 +158,10 @@ impl Channel {
 pub enum Notification {
     /// Someone read (or was refused) a device's password.
     PasswordRead(PasswordReadNotice),
+    /// An approval request to view an account's credentials was decided.
+    ApprovalDecided(crate::app_notices::ApprovalDecidedNotice),
+    /// An account's credentials were reset after being shown.
+    CredentialsReset(crate::app_notices::CredentialsResetNotice),
 }
 
 /// Someone read, or tried to read, a device's local admin password.
@@ -203,6 +207,8 @@ impl Notification {
     pub fn recipients(&self) -> &[EmailAddress] {
         match self {
             Notification::PasswordRead(n) => &n.recipients,
+            Notification::ApprovalDecided(n) => &n.recipients,
+            Notification::CredentialsReset(_) => &[],
         }
     }
 
@@ -210,6 +216,8 @@ impl Notification {
     pub fn event_name(&self) -> &'static str {
         match self {
             Notification::PasswordRead(_) => "password.read",
+            Notification::ApprovalDecided(_) => "approval.decided",
+            Notification::CredentialsReset(_) => "credentials.reset",
         }
     }
 
@@ -224,6 +232,8 @@ impl Notification {
                     Outcome::Failed => format!("[Latchkey] Failed: {actor} tried to read the password of {device}"),
                 }
             }
+            Notification::ApprovalDecided(n) => n.subject(),
+            Notification::CredentialsReset(n) => n.subject(),
         }
     }
 
@@ -231,6 +241,8 @@ impl Notification {
     pub fn email_body(&self) -> String {
         match self {
             Notification::PasswordRead(n) => password_read_body(n),
+            Notification::ApprovalDecided(n) => n.email_body(),
+            Notification::CredentialsReset(n) => n.email_body(),
         }
     }
 
@@ -249,6 +261,8 @@ impl Notification {
                 "outcome": n.outcome.as_str(),
                 "target": n.target_name,
             }),
+            Notification::ApprovalDecided(n) => n.webhook_body(self.event_name(), delivery_id),
+            Notification::CredentialsReset(n) => n.webhook_body(self.event_name(), delivery_id),
         }
     }
 }
@@ -434,7 +448,7 @@ mod tests {
 
     #[test]
     fn control_characters_cannot_break_the_subject() {
-        let Notification::PasswordRead(mut n) = notice(Outcome::Success);
+        let Notification::PasswordRead(mut n) = notice(Outcome::Success) else { unreachable!() };
         n.actor = "eve\r\nBcc: all@example.com".into();
         n.device_name = "x".repeat(2000);
         let n = Notification::PasswordRead(n);

@@ -136,6 +136,10 @@ pub enum JobKind {
     CreateSupportAccount,
     /// Delete a support account and confirm.
     RemoveSupportAccount,
+    /// Make a named local account an administrator until a time (just-in-time admin).
+    GrantLocalAdmin,
+    /// Remove a just-in-time local administrator.
+    RevokeLocalAdmin,
 }
 
 impl JobKind {
@@ -145,14 +149,27 @@ impl JobKind {
             JobKind::RotatePassword => "rotate_password",
             JobKind::CreateSupportAccount => "create_support_account",
             JobKind::RemoveSupportAccount => "remove_support_account",
+            JobKind::GrantLocalAdmin => "grant_local_admin",
+            JobKind::RevokeLocalAdmin => "revoke_local_admin",
         }
+    }
+
+    /// Whether the job is about a just-in-time local administrator.
+    pub fn is_local_admin(self) -> bool {
+        matches!(self, JobKind::GrantLocalAdmin | JobKind::RevokeLocalAdmin)
     }
 
     /// Parse a stored name.
     pub fn parse(s: &str) -> Option<JobKind> {
-        [JobKind::RotatePassword, JobKind::CreateSupportAccount, JobKind::RemoveSupportAccount]
-            .into_iter()
-            .find(|k| k.as_str() == s)
+        [
+            JobKind::RotatePassword,
+            JobKind::CreateSupportAccount,
+            JobKind::RemoveSupportAccount,
+            JobKind::GrantLocalAdmin,
+            JobKind::RevokeLocalAdmin,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
     }
 }
 

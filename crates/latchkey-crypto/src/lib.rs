@@ -10,6 +10,7 @@ mod aead;
 mod atomic;
 mod binding;
 mod compare;
+mod device_sealing;
 mod envelope;
 mod error;
 mod keyed_hash;
@@ -25,6 +26,7 @@ mod token;
 
 pub use binding::Binding;
 pub use compare::ct_eq;
+pub use device_sealing::{device_sealing_public_key, open_as_device, seal_to_device};
 pub use envelope::{envelope_key_id, open, rewrap, seal};
 pub use error::CryptoError;
 pub use keyring::{KeyInfo, Keyring};

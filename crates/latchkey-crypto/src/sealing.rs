@@ -169,6 +169,14 @@ impl SealingPublicKey {
         URL_SAFE_NO_PAD.encode(self.0)
     }
 
+    /// From 32 raw bytes; the low-order points that X25519 cannot seal to are
+    /// refused with [`CryptoError::Malformed`].
+    pub fn from_bytes(bytes: [u8; 32]) -> Result<SealingPublicKey, CryptoError> {
+        let key = SealingPublicKey(bytes);
+        seal_to(&key, b"latchkey/sealing/key-check", b"", b"")?;
+        Ok(key)
+    }
+
     /// Parse the base64url form (padding not allowed). Anything that is not
     /// exactly 32 bytes, and the low-order points that X25519 cannot seal to,
     /// are refused with [`CryptoError::Malformed`].

@@ -71,6 +71,13 @@ impl DeviceSigningKey {
     pub fn sign(&self, message: &[u8]) -> [u8; SIGNATURE_LEN] {
         self.0.sign(message).to_bytes()
     }
+
+    /// The X25519 secret scalar of this key (unclamped: the first half of SHA-512 of the seed,
+    /// as libsodium's `crypto_sign_ed25519_sk_to_curve25519` before clamping); it matches
+    /// [`DeviceVerifyingKey::to_montgomery_bytes`]. See [`crate::open_as_device`].
+    pub fn to_x25519_secret(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(self.0.to_scalar_bytes())
+    }
 }
 
 impl KeyPair for DeviceSigningKey {
@@ -118,6 +125,12 @@ impl DeviceVerifyingKey {
     /// Base64url without padding (43 characters).
     pub fn to_base64url(&self) -> String {
         URL_SAFE_NO_PAD.encode(self.0.as_bytes())
+    }
+
+    /// The X25519 public key this key converts to (the birational map to Curve25519, as
+    /// libsodium's `crypto_sign_ed25519_pk_to_curve25519`). See [`crate::seal_to_device`].
+    pub fn to_montgomery_bytes(&self) -> [u8; 32] {
+        self.0.to_montgomery().to_bytes()
     }
 
     /// Parse the base64url form (padding not allowed). Anything that is not

@@ -8,6 +8,7 @@
 //! Every connection uses TLS (`ldaps://` or StartTLS) and checks the server's certificate.
 //! Passwords are never logged and never part of an error.
 
+pub mod admin;
 pub mod bind;
 mod config;
 mod connect;

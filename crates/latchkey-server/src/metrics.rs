@@ -40,6 +40,8 @@ pub struct Metrics {
     durations: Family<RouteLabels, Histogram>,
     secret_reads: Family<OutcomeLabels, Counter>,
     check_ins: Counter,
+    jit_overdue: Counter,
+    jit_revoke_lateness: Histogram,
 }
 
 impl Default for Metrics {
@@ -55,7 +57,23 @@ impl Default for Metrics {
         registry.register("secret_reads", "Audited secret reads by outcome", secret_reads.clone());
         let check_ins = Counter::default();
         registry.register("agent_check_ins", "Accepted agent check-ins", check_ins.clone());
-        Self { registry: Arc::new(Mutex::new(registry)), requests, durations, secret_reads, check_ins }
+        let jit_overdue = Counter::default();
+        registry.register("jit_overdue", "Just-in-time grants reported overdue (not revoked a minute after their end)", jit_overdue.clone());
+        let jit_revoke_lateness = Histogram::new(exponential_buckets(0.01, 2.0, 16));
+        registry.register(
+            "jit_revoke_lateness_seconds",
+            "How long after their end just-in-time grants were revoked",
+            jit_revoke_lateness.clone(),
+        );
+        Self {
+            registry: Arc::new(Mutex::new(registry)),
+            requests,
+            durations,
+            secret_reads,
+            check_ins,
+            jit_overdue,
+            jit_revoke_lateness,
+        }
     }
 }
 
@@ -68,6 +86,16 @@ impl Metrics {
     /// Count an accepted agent check-in.
     pub fn agent_check_in(&self) {
         self.check_ins.inc();
+    }
+
+    /// Count a just-in-time grant reported overdue.
+    pub fn jit_overdue(&self) {
+        self.jit_overdue.inc();
+    }
+
+    /// Record how late (ms after its end) a just-in-time grant was revoked.
+    pub fn jit_revoked(&self, late_ms: i64) {
+        self.jit_revoke_lateness.observe(late_ms.max(0) as f64 / 1000.0);
     }
 
     /// The Prometheus text exposition.

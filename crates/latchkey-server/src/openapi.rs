@@ -29,7 +29,17 @@ use latchkey_proto as proto;
         routes::create_api_client, routes::list_api_clients, routes::create_admin_token,
         routes::list_audit, routes::verify_audit,
         routes::list_notifications,
+        routes::request_jit, routes::list_jit, routes::get_jit, routes::approve_jit, routes::deny_jit, routes::revoke_jit,
+        routes::extend_jit, routes::recover_jit_password,
+        routes::create_ticket, routes::list_tickets, routes::close_ticket, routes::list_ticket_comments,
         routes::vault_status, routes::add_vault_key, routes::rewrap_vault, routes::retire_vault_key,
+        routes::create_application, routes::list_applications, routes::enable_application, routes::disable_application,
+        routes::delete_application, routes::create_account_policy, routes::list_account_policies, routes::get_account_policy,
+        routes::replace_account_policy, routes::delete_account_policy, routes::attach_account_policy,
+        routes::list_account_permissions, routes::set_account_permission, routes::remove_account_permission,
+        routes::set_account_ssh_key, routes::list_approvals, routes::approve_approval, routes::deny_approval,
+        routes::axidian_token, routes::axidian_permitted_accounts, routes::axidian_credentials_view,
+        routes::axidian_set_credentials,
     ),
     components(schemas(proto::Problem, proto::ProblemCode, proto::RevealedSecret, proto::SecretSetRequest, proto::SecretReadRequest,
         proto::DevicePasswordRequest, proto::RevealedSupportAccount)),
@@ -37,6 +47,7 @@ use latchkey_proto as proto;
     tags(
         (name = "health"), (name = "tenants"), (name = "devices"), (name = "agent"), (name = "directory"),
         (name = "access"), (name = "accounts"), (name = "credentials"), (name = "audit"), (name = "vault"), (name = "sessions"), (name = "notifications"),
+        (name = "applications"), (name = "axidian"), (name = "jit"), (name = "tickets"),
     )
 )]
 struct ApiDoc;

@@ -53,6 +53,10 @@ pub struct RunningServer {
     store: Store,
     notifications: crate::notify::NotifierHandle,
     directory_sync: crate::directory_sync::SyncTask,
+    credential_resets: crate::credential_resets::ResetTask,
+    jit: crate::jit::JitHandle,
+    /// The state every handler shares (for in-process callers such as tests).
+    state: AppState,
 }
 
 impl RunningServer {
@@ -70,6 +74,8 @@ impl RunningServer {
         };
         self.notifications.stop().await;
         self.directory_sync.stop().await;
+        self.credential_resets.stop().await;
+        self.jit.stop().await;
         self.store.close().await;
         result
     }
@@ -77,6 +83,12 @@ impl RunningServer {
     /// Make the notification worker look for due notices now.
     pub fn nudge_notifications(&self) {
         self.notifications.nudge();
+    }
+
+    /// The state every handler shares: for in-process callers (the device provider of
+    /// just-in-time admin, tests).
+    pub fn state(&self) -> &AppState {
+        &self.state
     }
 
     /// A handle that stops the server when asked.
@@ -116,6 +128,9 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
     let first_admin_token = bootstrap(&state, &config.data_dir).await?;
 
     let directory_state = state.clone();
+    let reset_state = state.clone();
+    let running_state = state.clone();
+    let jit_state = state.clone();
     let app = crate::routes::router(state, config.max_body_bytes).into_make_service_with_connect_info::<SocketAddr>();
     let listener = std::net::TcpListener::bind(config.listen)
         .map_err(|source| StartError::Listen { addr: config.listen, source })?;
@@ -137,6 +152,8 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
     };
     let notifications = notifier.spawn();
     let directory_sync = crate::directory_sync::SyncTask::spawn(directory_state);
+    let credential_resets = crate::credential_resets::ResetTask::spawn(reset_state);
+    let jit = crate::jit::JitHandle::spawn(jit_state, &config.data_dir);
     tracing::info!(%addr, tls = config.tls.is_some(), backend = store.backend().as_str(), "latchkey server listening");
     Ok(RunningServer {
         addr,
@@ -147,6 +164,9 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
         store,
         notifications,
         directory_sync,
+        credential_resets,
+        jit,
+        state: running_state,
     })
 }
 

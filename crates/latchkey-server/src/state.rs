@@ -35,6 +35,10 @@ struct Inner {
     config: Arc<crate::config::Config>,
     /// Password hashing for people signing in.
     argon2: Arc<crate::password_check::Argon2Pool>,
+    /// Application access tokens recently read.
+    app_tokens: crate::app_token_cache::AppTokenCache,
+    /// Wakes the just-in-time engine (a grant to carry out now).
+    jit_wake: Arc<tokio::sync::Notify>,
 }
 
 /// How long a token read from the store is trusted without reading it again: a token revoked
@@ -67,6 +71,8 @@ impl AppState {
             access: crate::access_cache::AccessCache::default(),
             config,
             argon2,
+            app_tokens: Default::default(),
+            jit_wake: Arc::new(tokio::sync::Notify::new()),
         }))
     }
 
@@ -90,6 +96,16 @@ impl AppState {
     /// Password hashing for people signing in.
     pub fn argon2(&self) -> &Arc<crate::password_check::Argon2Pool> {
         &self.0.argon2
+    }
+
+    /// Wakes the just-in-time engine.
+    pub fn jit_wake(&self) -> &Arc<tokio::sync::Notify> {
+        &self.0.jit_wake
+    }
+
+    /// Application access tokens recently read.
+    pub fn app_tokens(&self) -> &crate::app_token_cache::AppTokenCache {
+        &self.0.app_tokens
     }
 
     /// Each tenant's rule index.

@@ -15,32 +15,47 @@ macro_rules! select_devices {
     };
 }
 
+mod account_policies;
 mod accounts;
 mod agent_keys;
+mod app_tokens;
+mod applications;
+mod approvals;
 mod audit;
 mod backend;
 mod check_in;
 mod clients;
+mod credential_resets;
+mod credential_view;
 mod devices;
 mod directory;
 mod directory_sync;
 mod enrollment;
 mod error;
 mod governed_read;
+mod jit;
+mod local_admin;
 mod outbox;
 mod rotation;
 mod rows;
 mod sessions;
 mod targets;
 mod tenants;
+mod tickets;
 mod writer;
 
+pub use account_policies::{AccountPermission, AccountPolicy, PermittedAccount, PrincipalKind, ViewRule};
 pub use accounts::{NewAccount, SealFn, SealedSecret};
 pub use agent_keys::AgentKey;
+pub use app_tokens::{AppTokenOwner, NewAppToken};
+pub use applications::{Application, ApplicationSecret, FailureRule, NewApplication, TokenFailures};
+pub use approvals::{ApprovalRequest, ApprovalState, Decision, NoticesFn};
 pub use audit::AuditFilter;
 pub use backend::Backend;
 pub use check_in::{CheckInContext, Decide, QueuedJobs, TOO_MANY_CHECK_INS};
 pub use clients::{NewAdminToken, NewApiClient};
+pub use credential_resets::{CredentialReset, ResetEnd, ResetState};
+pub use credential_view::{CredentialView, ViewOutcome, Viewed};
 pub use devices::NewDevice;
 pub use directory::{NewGroup, NewUser};
 pub use directory_sync::{
@@ -49,12 +64,15 @@ pub use directory_sync::{
 pub use enrollment::{Enrollment, NewEnrollmentToken};
 pub use error::StoreError;
 pub use governed_read::{GovernedRead, GovernedValue};
+pub use jit::{FinishedStep, JitGrant, NewJitGrant, StepResult};
+pub use local_admin::{LocalAdminJob, LocalAdminWork, NewLocalAdminGrant};
 pub use outbox::OutboxEntry;
 pub use rotation::{
     AdminPasswordState, AgentSnapshot, CheckInWrite, PendingStored, ScopedPolicy, SupportAccount, SupportRequest,
 };
 pub use sessions::{NewSession, Session, SignInFailures, SignInMethod, SignInRecord, sign_in_day};
 pub use targets::{AccessSnapshot, NewTarget, Resolution};
+pub use tickets::{NewTicketComment, Ticket, TicketComment};
 
 use std::path::Path;
 use std::time::Duration;
@@ -96,7 +114,8 @@ impl Store {
             }
         };
         let writer = writer::Writer::spawn(backend, write);
-        Ok(Self { backend, read, writer, agent_keys: Default::default() })
+        let agent_keys = std::sync::Arc::new(agent_keys::KeyCache::spawn(backend, read.clone()));
+        Ok(Self { backend, read, writer, agent_keys })
     }
 
     /// Open the embedded SQLite store in a file, creating it if missing.

@@ -253,6 +253,9 @@ impl Store {
                         JobKind::RemoveSupportAccount => {
                             return Err(StoreError::Conflict("a removal job takes no password"));
                         }
+                        JobKind::GrantLocalAdmin | JobKind::RevokeLocalAdmin => {
+                            return Err(StoreError::Conflict("a local admin job takes no pending password"));
+                        }
                     };
                     let version = next_version(conn, &account_id).await?;
                     let sealed = seal(&account_id)(version).map_err(StoreError::Seal)?;
@@ -308,6 +311,9 @@ impl Store {
             .change_audited(move |conn: &mut AnyConnection| {
                 Box::pin(async move {
                     let job = open_job(conn, &device_id, &job_id).await?;
+                    if job.kind.is_local_admin() {
+                        return crate::local_admin::confirm(conn, job, version, now, &template).await;
+                    }
                     match (job.kind, version) {
                         (JobKind::RemoveSupportAccount, Some(_)) => {
                             return Err(StoreError::Conflict("a removal job has no version to confirm"));
@@ -378,8 +384,12 @@ impl Store {
                     {
                         mark_removed(conn, account, now).await?;
                     }
+                    if job.kind.is_local_admin() {
+                        crate::local_admin::clear_sealed(conn, &job.id).await?;
+                    }
                     let action = match job.kind {
                         JobKind::RotatePassword => Action::RotationFail,
+                        JobKind::GrantLocalAdmin | JobKind::RevokeLocalAdmin => Action::LocalAdminFail,
                         _ => Action::SupportAccountFail,
                     };
                     let mut event = job_event(&template, action, &job);

@@ -33,6 +33,7 @@ both! {
     expired_nonces_are_forgotten => expired_nonces_are_forgotten_sqlite, expired_nonces_are_forgotten_postgres;
     a_device_spends_a_bounded_number_of_nonces => a_device_spends_a_bounded_number_of_nonces_sqlite, a_device_spends_a_bounded_number_of_nonces_postgres;
     kept_keys_are_checked_against_the_device => kept_keys_are_checked_against_the_device_sqlite, kept_keys_are_checked_against_the_device_postgres;
+    keys_asked_for_together_are_each_answered => keys_asked_for_together_are_each_answered_sqlite, keys_asked_for_together_are_each_answered_postgres;
     two_stores_never_accept_a_nonce_twice => two_stores_never_accept_a_nonce_twice_sqlite, two_stores_never_accept_a_nonce_twice_postgres;
     context_agrees_with_the_separate_reads => context_agrees_with_the_separate_reads_sqlite, context_agrees_with_the_separate_reads_postgres;
 }
@@ -367,6 +368,37 @@ async fn two_stores_never_accept_a_nonce_twice(db: Db) {
     }
     assert_eq!(nonces(&db, &d.id).await.len(), 20);
     assert_eq!(a.device(&t.id, &d.id).await.unwrap().reported_version, Some(19));
+}
+
+/// Keys not kept yet are read together: many asked for at once, the same device several times
+/// among them, an unknown device and one not enrolled, each get their own answer.
+async fn keys_asked_for_together_are_each_answered(db: Db) {
+    let store = db.open().await;
+    let t = new_tenant(&store, "acme").await;
+    let mut enrolled = Vec::new();
+    for i in 0..20 {
+        enrolled.push(enrolled_device(&store, &t.id, &format!("PC-{i}")).await);
+    }
+    let plain = new_device(&store, &t.id, "NOT-ENROLLED").await;
+    let mut asks: Vec<String> = enrolled.iter().flat_map(|d| [d.id.clone(), d.id.clone(), d.id.clone()]).collect();
+    asks.push(plain.id.clone());
+    asks.push(new_id());
+    let answers = futures::future::join_all(asks.iter().map(|id| store.agent_key(id))).await;
+    for (id, answer) in asks.iter().zip(&answers) {
+        match enrolled.iter().find(|d| &d.id == id) {
+            Some(d) => {
+                let key = answer.as_ref().unwrap_or_else(|e| panic!("{id}: {e:?}"));
+                assert_eq!(&*key.tenant_id, t.id.as_str());
+                assert_eq!(Some(&*key.public_key), d.agent_public_key.as_deref());
+            }
+            None => assert!(matches!(answer, Err(StoreError::NotFound)), "{id}: {answer:?}"),
+        }
+    }
+    // Each enrolled key is kept now; the others are still read, and still not found.
+    for d in &enrolled {
+        assert!(store.agent_key(&d.id).await.unwrap().cached);
+    }
+    assert!(matches!(store.agent_key(&plain.id).await, Err(StoreError::NotFound)));
 }
 
 async fn kept_keys_are_checked_against_the_device(db: Db) {

@@ -72,6 +72,7 @@ async fn queue_writes_one_row_per_channel(db: Db) {
         .iter()
         .map(|r| match Notification::from_payload(&r.payload).unwrap() {
             Notification::PasswordRead(n) => (n.device_name, r.channel),
+            other => panic!("unexpected notice {other:?}"),
         })
         .collect();
     per_device.sort_by_key(|(d, c)| (d.clone(), c.as_str()));

@@ -61,6 +61,9 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         sign_in: None,
         notifications: None,
         directory: None,
+        applications: None,
+        jit: None,
+        tickets: None,
     };
     let config = Config::resolve(file.merge(flags)).map_err(|e| e.to_string())?;
     let data_dir = config.data_dir.clone();

@@ -14,6 +14,10 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use latchkey_server::{Config, ConfigLayer, RunningServer, SystemClock};
 
+/// The allocator of the `latchkey` binary, so the figures are the shipped server's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Load before every measured window, not counted.
 pub const WARMUP: Duration = Duration::from_secs(1);
 /// Error messages kept per scenario (the count is always complete).
@@ -57,6 +61,11 @@ pub async fn start_server(data_dir: &Path, database_url: Option<String>) -> Resu
         data_dir: Some(data_dir.to_owned()),
         listen: Some("127.0.0.1:0".into()),
         database_url,
+        // Application access tokens outlive any measured window.
+        applications: Some(latchkey_server::applications_config::ApplicationsLayer {
+            token_lifetime_seconds: Some(3600),
+            ..Default::default()
+        }),
         ..Default::default()
     };
     let config = Config::resolve(layer).map_err(|e| format!("configuration: {e}"))?;

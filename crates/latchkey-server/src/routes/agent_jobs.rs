@@ -1,6 +1,8 @@
 //! The agent's work: check-ins that report state and receive jobs, and the two phases of a
 //! job (pending, then confirmed) or its failure.
 
+use std::collections::HashMap;
+
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -10,7 +12,7 @@ use latchkey_core::rotation::is_support_account_name;
 use latchkey_core::{Action, DeviceJob, JobKind, ObjectType, RotationPolicy};
 use latchkey_proto as proto;
 use latchkey_proto::ProblemCode;
-use latchkey_store::{CheckInContext, CheckInWrite, Decide, StoreError, TOO_MANY_CHECK_INS};
+use latchkey_store::{CheckInContext, CheckInWrite, Decide, LocalAdminWork, StoreError, TOO_MANY_CHECK_INS};
 use zeroize::Zeroizing;
 
 use super::agent_signed::{self, SignedRequest, replayed};
@@ -46,12 +48,12 @@ pub async fn check_in(
     let device_id = request.device_id().to_owned();
     let store = state.store();
     let mut key = store.agent_key(&device_id).await.map_err(agent_signed::unknown_device)?;
-    let mut opened = request.open::<proto::AgentCheckIn>(&key.public_key, &method, &uri);
+    let mut opened = request.open_with::<proto::AgentCheckIn>(key.verifying_key.as_ref(), &method, &uri);
     if opened.is_err() && key.cached {
         // The key kept in memory may be stale: read it again before refusing.
         store.forget_agent_key(&device_id);
         key = store.agent_key(&device_id).await.map_err(agent_signed::unknown_device)?;
-        opened = request.open(&key.public_key, &method, &uri);
+        opened = request.open_with(key.verifying_key.as_ref(), &method, &uri);
     }
     let (nonce, report) = opened?;
     if report.managed_accounts.len() > 64 || report.managed_accounts.iter().any(|a| a.is_empty() || a.len() > 64) {
@@ -79,14 +81,15 @@ pub async fn check_in(
     };
     let confirmed = decide(&context, String::new(), reported, now).confirm.is_some();
     let CheckInContext { device, policy, snapshot } = context;
-    let jobs = snapshot
+    let open: Vec<_> = snapshot
         .open_jobs
         .into_iter()
         // A confirmation by this check-in finished every open rotation.
         .filter(|(j, _)| !(confirmed && j.kind == JobKind::RotatePassword))
         .chain(queued)
-        .map(|(job, account)| agent_job(&job, account, &policy))
         .collect();
+    let local_admin = local_admin_work(&state, &open).await?;
+    let jobs = open.into_iter().filter_map(|(job, account)| agent_job(&job, account, &policy, &local_admin)).collect();
     state.metrics().agent_check_in();
     Ok(Json(proto::AgentCheckInResponse {
         device_id: device.id,
@@ -128,7 +131,25 @@ fn decide(ctx: &CheckInContext, nonce: String, reported: Option<i64>, now: time:
     }
 }
 
-fn agent_job(job: &DeviceJob, account: Option<String>, policy: &RotationPolicy) -> proto::AgentJob {
+/// What the local admin jobs among `jobs` ask of the agent; read only when there are some.
+async fn local_admin_work(
+    state: &AppState,
+    jobs: &[(DeviceJob, Option<String>)],
+) -> Result<HashMap<String, LocalAdminWork>, ApiError> {
+    let ids: Vec<&str> = jobs.iter().filter(|(j, _)| j.kind.is_local_admin()).map(|(j, _)| j.id.as_str()).collect();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    state.store().local_admin_work(&ids).await.map_err(|e| ApiError::store("job", e))
+}
+
+/// The job as the agent gets it; `None` for a local admin job that ended since it was read.
+fn agent_job(
+    job: &DeviceJob,
+    account: Option<String>,
+    policy: &RotationPolicy,
+    local_admin: &HashMap<String, LocalAdminWork>,
+) -> Option<proto::AgentJob> {
     let password_policy = proto::PasswordPolicy {
         length: policy.length,
         lower: policy.classes.lower,
@@ -143,8 +164,14 @@ fn agent_job(job: &DeviceJob, account: Option<String>, policy: &RotationPolicy) 
         JobKind::RemoveSupportAccount => {
             proto::AgentWork::RemoveSupportAccount { username: account.unwrap_or_default() }
         }
+        JobKind::GrantLocalAdmin | JobKind::RevokeLocalAdmin => match local_admin.get(&job.id)?.clone() {
+            LocalAdminWork::Grant { username, grant_id, sealed_password, until } => {
+                proto::AgentWork::GrantLocalAdmin { username, grant_id, sealed_password, until }
+            }
+            LocalAdminWork::Revoke { username } => proto::AgentWork::RevokeLocalAdmin { username },
+        },
     };
-    proto::AgentJob { id: job.id.clone(), work }
+    Some(proto::AgentJob { id: job.id.clone(), work })
 }
 
 fn parse_job_id(raw: &str) -> Result<String, ApiError> {

@@ -102,6 +102,19 @@ impl Unverified {
     pub fn open<T: DeserializeOwned>(&self, key: &str, method: &Method, uri: &Uri) -> Result<(String, T), ApiError> {
         let key = DeviceVerifyingKey::from_base64url(key)
             .map_err(|_| ApiError::Internal(format!("device {} has an unreadable public key", self.device_id)))?;
+        self.open_with(Some(&key), method, uri)
+    }
+
+    /// [`Unverified::open`] with the device's key already parsed (`None`: the stored key is
+    /// unreadable).
+    pub fn open_with<T: DeserializeOwned>(
+        &self,
+        key: Option<&DeviceVerifyingKey>,
+        method: &Method,
+        uri: &Uri,
+    ) -> Result<(String, T), ApiError> {
+        let key =
+            key.ok_or_else(|| ApiError::Internal(format!("device {} has an unreadable public key", self.device_id)))?;
         let path = uri.path_and_query().map_or_else(|| uri.path(), |pq| pq.as_str());
         let signed = latchkey_crypto::request_signing_bytes(
             method.as_str(),

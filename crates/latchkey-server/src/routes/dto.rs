@@ -192,6 +192,8 @@ pub fn device_job(j: latchkey_core::DeviceJob) -> proto::DeviceJob {
             JobKind::RotatePassword => proto::DeviceJobKind::RotatePassword,
             JobKind::CreateSupportAccount => proto::DeviceJobKind::CreateSupportAccount,
             JobKind::RemoveSupportAccount => proto::DeviceJobKind::RemoveSupportAccount,
+            JobKind::GrantLocalAdmin => proto::DeviceJobKind::GrantLocalAdmin,
+            JobKind::RevokeLocalAdmin => proto::DeviceJobKind::RevokeLocalAdmin,
         },
         state: match j.state {
             JobState::Open => proto::DeviceJobState::Open,

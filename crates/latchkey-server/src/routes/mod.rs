@@ -2,11 +2,17 @@
 //! validates (parses into domain types), calls the store, and maps the result to a DTO.
 
 mod access;
+mod account_keys;
+mod account_policies;
 mod accounts;
 mod agent;
 mod agent_jobs;
 mod agent_signed;
+mod applications;
+mod approvals;
 mod audit;
+mod axidian_core;
+mod axidian_token;
 mod credentials;
 mod device_access;
 mod devices;
@@ -15,6 +21,7 @@ mod directory_sync;
 mod dto;
 mod governed_read;
 mod health;
+mod jit;
 mod keys;
 mod notifications;
 mod realmjoin;
@@ -22,6 +29,7 @@ mod rotation_policy;
 mod sign_in;
 mod support_account;
 mod tenants;
+mod tickets;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -35,16 +43,23 @@ use crate::error::problem_response;
 use crate::state::AppState;
 
 pub(crate) use access::*;
+pub(crate) use account_keys::*;
+pub(crate) use account_policies::*;
 pub(crate) use accounts::*;
 pub(crate) use agent::*;
 pub(crate) use agent_jobs::*;
+pub(crate) use applications::*;
+pub(crate) use approvals::*;
 pub(crate) use audit::*;
+pub(crate) use axidian_core::*;
+pub(crate) use axidian_token::*;
 pub(crate) use credentials::*;
 pub(crate) use device_access::*;
 pub(crate) use devices::*;
 pub(crate) use directory::*;
 pub(crate) use directory_sync::*;
 pub(crate) use health::*;
+pub(crate) use jit::*;
 pub(crate) use keys::*;
 pub(crate) use notifications::*;
 pub(crate) use realmjoin::*;
@@ -52,6 +67,7 @@ pub(crate) use rotation_policy::*;
 pub(crate) use sign_in::*;
 pub(crate) use support_account::*;
 pub(crate) use tenants::*;
+pub(crate) use tickets::*;
 
 /// The whole application router.
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
@@ -94,6 +110,38 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/tenants/{tenant}/accounts/{account_id}/secret", get(list_secret_versions).put(set_secret))
         .route("/tenants/{tenant}/accounts/{account_id}/secret/reveal", post(reveal_secret))
         .route("/tenants/{tenant}/notifications", get(list_notifications))
+        .route("/tenants/{tenant}/applications", get(list_applications).post(create_application))
+        .route("/tenants/{tenant}/applications/{app}", delete(delete_application))
+        .route("/tenants/{tenant}/applications/{app}/enable", post(enable_application))
+        .route("/tenants/{tenant}/applications/{app}/disable", post(disable_application))
+        .route("/tenants/{tenant}/account-policies", get(list_account_policies).post(create_account_policy))
+        .route(
+            "/tenants/{tenant}/account-policies/{policy}",
+            get(get_account_policy).put(replace_account_policy).delete(delete_account_policy),
+        )
+        .route("/tenants/{tenant}/accounts/{account_id}/policy", put(attach_account_policy))
+        .route(
+            "/tenants/{tenant}/accounts/{account_id}/permissions",
+            get(list_account_permissions).put(set_account_permission),
+        )
+        .route(
+            "/tenants/{tenant}/accounts/{account_id}/permissions/{kind}/{principal}",
+            delete(remove_account_permission),
+        )
+        .route("/tenants/{tenant}/accounts/{account_id}/ssh-key", put(set_account_ssh_key))
+        .route("/tenants/{tenant}/approvals", get(list_approvals))
+        .route("/tenants/{tenant}/approvals/{id}/approve", post(approve_approval))
+        .route("/tenants/{tenant}/approvals/{id}/deny", post(deny_approval))
+        .route("/tenants/{tenant}/jit/grants", get(list_jit).post(request_jit))
+        .route("/tenants/{tenant}/jit/grants/{grant_id}", get(get_jit))
+        .route("/tenants/{tenant}/jit/grants/{grant_id}/approve", post(approve_jit))
+        .route("/tenants/{tenant}/jit/grants/{grant_id}/deny", post(deny_jit))
+        .route("/tenants/{tenant}/jit/grants/{grant_id}/revoke", post(revoke_jit))
+        .route("/tenants/{tenant}/jit/grants/{grant_id}/extend", post(extend_jit))
+        .route("/tenants/{tenant}/jit/grants/{grant_id}/password/recover", post(recover_jit_password))
+        .route("/tenants/{tenant}/tickets", get(list_tickets).post(create_ticket))
+        .route("/tenants/{tenant}/tickets/{number}/close", post(close_ticket))
+        .route("/tenants/{tenant}/tickets/{number}/comments", get(list_ticket_comments))
         .route("/tenants/{tenant}/api-clients", get(list_api_clients).post(create_api_client))
         .route("/admin-tokens", post(create_admin_token))
         .route("/audit", get(list_audit))
@@ -110,6 +158,11 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             "/api/external/LocalAdmin/RetrieveSupportAccountPassword",
             post(realmjoin_retrieve_support_account_password),
         )
+        // The Axidian Privilege AAPM-compatible API.
+        .route("/idp/connect/token", post(axidian_token))
+        .route("/core/users/permitted-accounts", get(axidian_permitted_accounts))
+        .route("/core/accounts/{id}/credentials-view", post(axidian_credentials_view))
+        .route("/core/accounts/{id}/credentials", put(axidian_set_credentials))
         .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
     Router::new()
         .route("/healthz", get(healthz))

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod access;
+mod axidian;
 mod bad_input;
 mod check_in;
 mod device_access;
@@ -10,7 +11,9 @@ mod device_agent;
 mod directory_sync;
 mod enrollment;
 mod flow;
+mod jit;
 mod helpers;
+mod local_admin;
 mod notifications;
 mod realmjoin;
 mod rotation;

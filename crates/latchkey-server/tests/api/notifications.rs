@@ -722,7 +722,7 @@ each_backend!(webhooks_are_signed_retried_and_delivered, |backend| async move {
     let mut app = spawn_with(backend, layer).await.unwrap();
     let t0 = app.clock.now();
     let mut denied = notice(&app, &["secops@example.com"]);
-    let Notification::PasswordRead(n) = &mut denied;
+    let Notification::PasswordRead(n) = &mut denied else { unreachable!() };
     n.outcome = Outcome::Denied;
     queue(&app, vec![denied]).await;
 

@@ -1,10 +1,12 @@
 //! `latchkey agent`: enrolls the device once, then at every run removes the support accounts
 //! that are due, checks in with a signed report of what is set on the device, and carries out
 //! the jobs the server answers with: two-phase password rotation of the managed admin account,
-//! and creation and removal of support accounts.
+//! creation and removal of support accounts, and just-in-time local administrators (removed at
+//! their end time by the agent itself, before every check-in).
 
 mod device;
 mod enroll;
+mod local_admin;
 mod rotate;
 mod secret;
 mod session;
@@ -88,7 +90,13 @@ pub async fn run(args: AgentArgs) -> Result<(), String> {
         if let Err(e) = &result {
             eprintln!("error: {e}");
         }
-        tokio::time::sleep(with_jitter(session.state.poll_interval_seconds)).await;
+        let mut wait = with_jitter(session.state.poll_interval_seconds);
+        if let Some(end) = session.next_local_admin_end() {
+            // Wake when a just-in-time administrator ends, to remove it on time.
+            let until_end = (end - time::OffsetDateTime::now_utc()).max(time::Duration::ZERO) + time::Duration::SECOND;
+            wait = wait.min(Duration::try_from(until_end).unwrap_or(wait));
+        }
+        tokio::time::sleep(wait).await;
     }
 }
 

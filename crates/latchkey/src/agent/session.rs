@@ -53,6 +53,9 @@ impl Session {
         if let Err(e) = self.housekeeping(time::OffsetDateTime::now_utc()).await {
             eprintln!("warning: {e}");
         }
+        if let Err(e) = self.expire_local_admins(time::OffsetDateTime::now_utc()).await {
+            eprintln!("warning: {e}");
+        }
         let managed = match self.device.support_accounts(MAX_REPORTED_ACCOUNTS).await {
             Ok(names) => names,
             Err(e) => {
@@ -99,6 +102,10 @@ impl Session {
             proto::AgentWork::RotatePassword { policy } => self.rotate(&job.id, policy).await,
             proto::AgentWork::CreateSupportAccount { policy } => self.create_support(&job.id, policy).await,
             proto::AgentWork::RemoveSupportAccount { username } => self.remove_support(&job.id, username).await,
+            proto::AgentWork::GrantLocalAdmin { username, grant_id, sealed_password, until } => {
+                self.grant_local_admin(&job.id, (username, grant_id), sealed_password, *until).await
+            }
+            proto::AgentWork::RevokeLocalAdmin { username } => self.revoke_local_admin(&job.id, username).await,
         }
     }
 

@@ -60,6 +60,14 @@ impl StateFile {
         StateFile { path: dir.join("agent.json") }
     }
 
+    /// The state directory.
+    pub fn dir(&self) -> PathBuf {
+        match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        }
+    }
+
     /// The recorded state; `None` when the device is not enrolled yet.
     pub fn read(&self) -> Result<Option<AgentState>, String> {
         match fs::read(&self.path) {

@@ -79,6 +79,8 @@ pub enum AccountCommand {
         #[arg(long)]
         ssh_key: bool,
     },
+    #[command(flatten)]
+    Access(super::account_access::AccessCommand),
 }
 
 /// What an account is for.
@@ -188,6 +190,7 @@ pub async fn run(ctx: &Ctx, tenant: &str, cmd: AccountCommand) -> Result<(), Str
         AccountCommand::GetPassword { id, reason, ticket, ssh_key } => {
             get_password(ctx, tenant, &id, reason, ticket, ssh_key).await
         }
+        AccountCommand::Access(cmd) => super::account_access::run(ctx, tenant, cmd).await,
     }
 }
 

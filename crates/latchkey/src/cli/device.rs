@@ -245,6 +245,8 @@ fn job_kind(k: proto::DeviceJobKind) -> &'static str {
         proto::DeviceJobKind::RotatePassword => "rotate_password",
         proto::DeviceJobKind::CreateSupportAccount => "create_support_account",
         proto::DeviceJobKind::RemoveSupportAccount => "remove_support_account",
+        proto::DeviceJobKind::GrantLocalAdmin => "grant_local_admin",
+        proto::DeviceJobKind::RevokeLocalAdmin => "revoke_local_admin",
     }
 }
 

@@ -9,16 +9,22 @@ mod output;
 
 mod access;
 mod account;
+mod account_access;
+mod account_policy;
 mod admin;
 mod api_client;
+mod app;
+mod approvals;
 mod audit;
 mod device;
 mod directory_sync;
 mod group;
+mod jit;
 mod login;
 mod policy;
 mod support_account;
 mod tenant;
+mod ticket;
 mod token;
 mod user;
 
@@ -164,6 +170,51 @@ pub enum ClientCommand {
         #[command(subcommand)]
         cmd: account::AccountCommand,
     },
+    /// Account policies: reason, confirmation, reset after showing, SSH key encryption.
+    AccountPolicy {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(flatten)]
+        tenant: TenantArg,
+        #[command(subcommand)]
+        cmd: account_policy::AccountPolicyCommand,
+    },
+    /// Applications of the Axidian-compatible API (token endpoint clients).
+    App {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(flatten)]
+        tenant: TenantArg,
+        #[command(subcommand)]
+        cmd: app::AppCommand,
+    },
+    /// Requests to view accounts whose policy requires confirmation.
+    Approvals {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(flatten)]
+        tenant: TenantArg,
+        #[command(subcommand)]
+        cmd: approvals::ApprovalsCommand,
+    },
+    /// Just-in-time admin elevation: request, list, approve, revoke, extend.
+    Jit {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(flatten)]
+        tenant: TenantArg,
+        #[command(subcommand)]
+        cmd: jit::JitCommand,
+    },
+    /// Built-in tickets: create, list, close.
+    Ticket {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(flatten)]
+        tenant: TenantArg,
+        #[command(subcommand)]
+        cmd: ticket::TicketCommand,
+    },
     /// API clients for the compatible APIs.
     ApiClient {
         #[command(flatten)]
@@ -249,6 +300,17 @@ pub async fn run(cmd: ClientCommand) -> Result<(), String> {
         ClientCommand::User { conn, tenant, cmd } => user::run(&Ctx::connect(conn, true)?, &tenant.tenant, cmd).await,
         ClientCommand::Account { conn, tenant, cmd } => {
             account::run(&Ctx::connect(conn, true)?, &tenant.tenant, cmd).await
+        }
+        ClientCommand::AccountPolicy { conn, tenant, cmd } => {
+            account_policy::run(&Ctx::connect(conn, true)?, &tenant.tenant, cmd).await
+        }
+        ClientCommand::App { conn, tenant, cmd } => app::run(&Ctx::connect(conn, true)?, &tenant.tenant, cmd).await,
+        ClientCommand::Approvals { conn, tenant, cmd } => {
+            approvals::run(&Ctx::connect(conn, true)?, &tenant.tenant, cmd).await
+        }
+        ClientCommand::Jit { conn, tenant, cmd } => jit::run(&Ctx::connect(conn, true)?, &tenant.tenant, cmd).await,
+        ClientCommand::Ticket { conn, tenant, cmd } => {
+            ticket::run(&Ctx::connect(conn, true)?, &tenant.tenant, cmd).await
         }
         ClientCommand::ApiClient { conn, tenant, cmd } => {
             api_client::run(&Ctx::connect(conn, true)?, &tenant.tenant, cmd).await
