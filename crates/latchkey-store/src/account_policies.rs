@@ -466,7 +466,25 @@ impl Store {
 
     /// What decides a view by an application, in one indexed read: the account's name, whether
     /// the application may view it, and its policy. `NotFound` without a permission (or account).
+    /// Kept in memory until anything is committed through this store, and for at most a second
+    /// (changes made by another server sharing the database).
     pub async fn view_rule(
+        &self,
+        tenant_id: &str,
+        application_id: &str,
+        account_id: &str,
+    ) -> Result<ViewRule, StoreError> {
+        let key = (tenant_id.to_owned(), application_id.to_owned(), account_id.to_owned());
+        let generation = self.writer.generation();
+        if let Some(rule) = self.view_rules.get(&key, generation) {
+            return Ok(rule);
+        }
+        let rule = self.read_view_rule(tenant_id, application_id, account_id).await?;
+        self.view_rules.put(key, generation, rule.clone());
+        Ok(rule)
+    }
+
+    async fn read_view_rule(
         &self,
         tenant_id: &str,
         application_id: &str,

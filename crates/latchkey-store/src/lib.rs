@@ -42,6 +42,7 @@ mod sessions;
 mod targets;
 mod tenants;
 mod tickets;
+mod view_rule_cache;
 mod writer;
 
 pub use account_policies::{AccountPermission, AccountPolicy, PermittedAccount, PrincipalKind, ViewRule};
@@ -87,6 +88,7 @@ pub struct Store {
     read: AnyPool,
     writer: writer::Writer,
     agent_keys: std::sync::Arc<agent_keys::KeyCache>,
+    view_rules: std::sync::Arc<view_rule_cache::ViewRuleCache>,
 }
 
 impl Store {
@@ -115,7 +117,7 @@ impl Store {
         };
         let writer = writer::Writer::spawn(backend, write);
         let agent_keys = std::sync::Arc::new(agent_keys::KeyCache::spawn(backend, read.clone()));
-        Ok(Self { backend, read, writer, agent_keys })
+        Ok(Self { backend, read, writer, agent_keys, view_rules: Default::default() })
     }
 
     /// Open the embedded SQLite store in a file, creating it if missing.

@@ -7,6 +7,9 @@
 //! one: audited reads of active secrets (one query for all of them) and agent check-ins (see
 //! [`crate::check_in`]).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use futures::future::BoxFuture;
 use latchkey_core::model::{Account, SecretVersion};
 use latchkey_core::{ChainHead, NewAuditEvent};
@@ -60,13 +63,21 @@ struct Bulk {
 pub(crate) struct Writer {
     tx: mpsc::Sender<Job>,
     pool: AnyPool,
+    /// Bumped after every committed change (not reads, check-ins or lone audit events).
+    generation: Arc<AtomicU64>,
 }
 
 impl Writer {
     pub(crate) fn spawn(backend: Backend, pool: AnyPool) -> Self {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
         tokio::spawn(run(backend, pool.clone(), rx));
-        Self { tx, pool }
+        Self { tx, pool, generation: Arc::default() }
+    }
+
+    /// How many changes have been committed: a value read before a query and unchanged after
+    /// means no change committed through this store since.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Append audit events on their own (reads and denials).
@@ -102,11 +113,15 @@ impl Writer {
             + 'static,
     {
         let (tx, rx) = oneshot::channel::<Result<R, StoreError>>();
+        let generation = self.generation.clone();
         let work: Work = Box::new(move |conn| {
             Box::pin(async move {
                 match work(conn).await {
                     Ok((value, events)) => {
                         let reply: Reply = Box::new(move |committed| {
+                            if committed.is_ok() {
+                                generation.fetch_add(1, Ordering::AcqRel);
+                            }
                             let _ = tx.send(committed.map(|()| value));
                         });
                         Ok((reply, events))

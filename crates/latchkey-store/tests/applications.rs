@@ -427,8 +427,11 @@ async fn policies_and_permissions(db: Db) {
         store.remove_account_permission(&t.id, &b.id, PrincipalKind::Application, &app, rm()).await,
         Err(StoreError::NotFound)
     ));
+    // The rules read above are not used once a change is committed.
+    assert!(matches!(store.view_rule(&t.id, &app, &b.id).await, Err(StoreError::NotFound)));
 
     attach(&store, &t.id, &a.id, None).await;
+    assert!(store.view_rule(&t.id, &app, &a.id).await.unwrap().policy.is_none());
     store
         .delete_account_policy(&t.id, &p.id, ev(Action::AccountPolicyDelete, ObjectType::AccountPolicy, &t.id, &p.id))
         .await
