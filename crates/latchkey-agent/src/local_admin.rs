@@ -8,9 +8,8 @@
 //! that exists on the device without a record (a person's own account, `root`, the managed
 //! admin account) is refused, and a revocation of a name without a record changes nothing.
 
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use latchkey_crypto::DeviceSigningKey;
@@ -197,7 +196,7 @@ impl LocalAdmins {
     fn save(&self) -> Result<(), LocalAdminError> {
         let text = serde_json::to_vec_pretty(&self.records)
             .map_err(|e| LocalAdminError::Records { path: self.path.clone(), reason: e.to_string() })?;
-        write_atomic(&self.path, &text)
+        latchkey_crypto::replace_private_file(&self.path, &text)
             .map_err(|e| LocalAdminError::Records { path: self.path.clone(), reason: e.to_string() })
     }
 }
@@ -244,29 +243,6 @@ pub fn expiry_date(t: OffsetDateTime) -> Date {
 fn is_support_name(name: &str) -> bool {
     name.strip_prefix("ADM-")
         .is_some_and(|hex| hex.len() == 8 && hex.bytes().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b)))
-}
-
-/// Write `bytes` to a temp file beside `path` (mode 0600), fsync it, rename it over `path` and
-/// fsync the directory.
-fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut file = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        drop(file);
-        fs::rename(&tmp, path)?;
-        fs::File::open(&dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
 }
 
 #[cfg(test)]

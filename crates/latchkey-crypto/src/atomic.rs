@@ -16,6 +16,12 @@ pub(crate) enum IfExists {
     Keep,
 }
 
+/// Replaces `path` with `contents` so that readers see either the old file or the complete
+/// new one (mode 0600, fsynced, then the directory fsynced; missing parents created 0700).
+pub fn replace_private_file(path: &Path, contents: &[u8]) -> io::Result<()> {
+    write_private(path, contents, IfExists::Replace).map(|_| ())
+}
+
 /// Writes `contents` to `path` so that readers see either the old file or the
 /// complete new one, never a partial file. The file gets mode 0600 and missing
 /// parent directories are created with mode 0700. Returns whether `path` was

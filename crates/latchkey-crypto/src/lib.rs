@@ -24,6 +24,7 @@ mod sealing;
 mod signing;
 mod token;
 
+pub use atomic::replace_private_file;
 pub use binding::Binding;
 pub use compare::ct_eq;
 pub use device_sealing::{device_sealing_public_key, open_as_device, seal_to_device};

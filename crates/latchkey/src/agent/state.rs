@@ -4,9 +4,7 @@
 //! The file is rewritten whole, atomically (temp file, fsync, rename, fsync of the directory,
 //! mode 0600) every time it changes, so a crash leaves either the old or the new state.
 
-use std::fs::{self, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -82,31 +80,9 @@ impl StateFile {
     /// Replace the state durably: when this returns, the new state survives a crash.
     pub fn write(&self, state: &AgentState) -> Result<(), String> {
         let text = serde_json::to_vec_pretty(state).map_err(|e| format!("cannot encode the agent state: {e}"))?;
-        write_atomic(&self.path, &text).map_err(|e| format!("cannot write {}: {e}", self.path.display()))
+        latchkey_crypto::replace_private_file(&self.path, &text)
+            .map_err(|e| format!("cannot write {}: {e}", self.path.display()))
     }
-}
-
-/// Write `bytes` to a temp file beside `path` (mode 0600), fsync it, rename it over `path`
-/// and fsync the directory.
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut file = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        drop(file);
-        fs::rename(&tmp, path)?;
-        fs::File::open(&dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
 }
 
 #[cfg(test)]
