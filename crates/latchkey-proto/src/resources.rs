@@ -338,7 +338,7 @@ pub struct AuditVerification {
 pub struct VaultKey {
     pub id: String,
     pub active: bool,
-    /// Secret fields still wrapped by this key.
+    /// Envelopes still wrapped by this key: secret versions and grants' temporary passwords.
     pub envelopes: i64,
 }
 
@@ -348,7 +348,8 @@ pub struct VaultKey {
 pub struct VaultStatus {
     pub active_key_id: String,
     pub keys: Vec<VaultKey>,
-    /// Secret versions not yet wrapped by the active key.
+    /// Envelopes (secret versions and grants' temporary passwords) not yet wrapped by the
+    /// active key.
     pub remaining: i64,
 }
 

@@ -186,6 +186,9 @@ async fn check_key_matches(store: &Store, keyring: &Keyring) -> Result<(), Start
     if let Some(v) = sample.first() {
         crate::vault::open_version(keyring, v).map_err(|e| StartError::WrongKey(e.to_string()))?;
     }
+    if let Some(g) = store.grant_passwords_to_rewrap("", 1).await?.first() {
+        crate::jit::password::open(keyring, &g.tenant_id, &g.grant_id, &g.envelope).map_err(StartError::WrongKey)?;
+    }
     Ok(())
 }
 

@@ -76,3 +76,14 @@ pub fn rewrap_version(ring: &Keyring, v: &SecretVersion) -> Result<SecretVersion
     out.key_id = ring.active_key_id();
     Ok(out)
 }
+
+/// Re-wrap a grant's temporary password under the active key. Returns the new record.
+pub fn rewrap_grant_password(
+    ring: &Keyring,
+    g: &latchkey_store::GrantPasswordEnvelope,
+) -> Result<latchkey_store::GrantPasswordEnvelope, String> {
+    let mut out = g.clone();
+    out.envelope = crate::jit::password::rewrap(ring, &g.tenant_id, &g.grant_id, &g.envelope)?;
+    out.key_id = ring.active_key_id();
+    Ok(out)
+}

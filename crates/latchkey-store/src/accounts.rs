@@ -386,13 +386,21 @@ impl Store {
             .await
     }
 
-    /// How many secret versions each key wraps.
+    /// How many envelopes each key wraps: secret versions and grants' temporary passwords,
+    /// by key id. A key with any left cannot be retired.
     pub async fn envelopes_per_key(&self) -> Result<Vec<(String, i64)>, StoreError> {
         let rows = sqlx::query("SELECT key_id, COUNT(*) AS n FROM secret_versions GROUP BY key_id ORDER BY key_id")
             .fetch_all(&self.read)
             .await
             .map_err(StoreError::db)?;
-        rows.iter().map(|r| Ok((get(r, "key_id")?, get(r, "n")?))).collect()
+        let mut counts = std::collections::BTreeMap::<String, i64>::new();
+        for r in &rows {
+            *counts.entry(get(r, "key_id")?).or_default() += get::<i64>(r, "n")?;
+        }
+        for (key, n) in self.grant_passwords_per_key().await? {
+            *counts.entry(key).or_default() += n;
+        }
+        Ok(counts.into_iter().collect())
     }
 }
 

@@ -110,6 +110,24 @@ pub struct NewJitGrant {
     pub key_id: String,
 }
 
+/// A grant's sealed temporary password, as the vault's re-wrap job sees it.
+#[derive(Clone, PartialEq)]
+pub struct GrantPasswordEnvelope {
+    pub grant_id: String,
+    pub tenant_id: String,
+    pub envelope: Vec<u8>,
+    pub key_id: String,
+}
+
+impl std::fmt::Debug for GrantPasswordEnvelope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GrantPasswordEnvelope")
+            .field("grant_id", &self.grant_id)
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What a finished engine step writes.
 #[derive(Debug, Clone)]
 pub enum StepResult {
@@ -646,6 +664,74 @@ impl Store {
                 })
             })
             .await
+    }
+
+    /// Up to `limit` grant passwords sealed under another key than `active_key_id`, by grant id
+    /// (the vault's re-wrap job; `""` samples any grant).
+    pub async fn grant_passwords_to_rewrap(
+        &self,
+        active_key_id: &str,
+        limit: i64,
+    ) -> Result<Vec<GrantPasswordEnvelope>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, tenant_id, password_envelope, key_id FROM jit_grants WHERE key_id <> $1 ORDER BY id LIMIT $2",
+        )
+        .bind(active_key_id.to_owned())
+        .bind(limit.clamp(1, 10_000))
+        .fetch_all(&self.read)
+        .await
+        .map_err(StoreError::db)?;
+        rows.iter()
+            .map(|r| {
+                Ok(GrantPasswordEnvelope {
+                    grant_id: get(r, "id")?,
+                    tenant_id: get(r, "tenant_id")?,
+                    envelope: get(r, "password_envelope")?,
+                    key_id: get(r, "key_id")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Replace re-wrapped grant passwords: each pairs the new envelope (with its new key id)
+    /// with the key id it was read under; one whose key changed meanwhile is skipped. The
+    /// `vault.rewrap` event is written in the same transaction. Returns how many were replaced.
+    pub async fn replace_grant_password_envelopes(
+        &self,
+        rewrapped: Vec<(GrantPasswordEnvelope, String)>,
+        event: NewAuditEvent,
+    ) -> Result<u64, StoreError> {
+        self.writer
+            .change_audited(move |conn: &mut AnyConnection| {
+                Box::pin(async move {
+                    let mut replaced = 0u64;
+                    for (g, old_key_id) in rewrapped {
+                        let done = sqlx::query(
+                            "UPDATE jit_grants SET password_envelope = $1, key_id = $2 WHERE id = $3 AND key_id = $4",
+                        )
+                        .bind(g.envelope.clone())
+                        .bind(g.key_id.clone())
+                        .bind(g.grant_id.clone())
+                        .bind(old_key_id)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(StoreError::db)?;
+                        replaced += done.rows_affected();
+                    }
+                    let event = event.details(&serde_json::json!({ "grant_passwords": replaced }));
+                    Ok((replaced, vec![event]))
+                })
+            })
+            .await
+    }
+
+    /// How many grant passwords each key wraps.
+    pub(crate) async fn grant_passwords_per_key(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT key_id, COUNT(*) AS n FROM jit_grants GROUP BY key_id ORDER BY key_id")
+            .fetch_all(&self.read)
+            .await
+            .map_err(StoreError::db)?;
+        rows.iter().map(|r| Ok((get(r, "key_id")?, get(r, "n")?))).collect()
     }
 
     /// How many grants are past their end without a finished revocation (for the metric).

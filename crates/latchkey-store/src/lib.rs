@@ -65,7 +65,7 @@ pub use directory_sync::{
 pub use enrollment::{Enrollment, NewEnrollmentToken};
 pub use error::StoreError;
 pub use governed_read::{GovernedRead, GovernedValue};
-pub use jit::{FinishedStep, JitGrant, NewJitGrant, StepResult};
+pub use jit::{FinishedStep, GrantPasswordEnvelope, JitGrant, NewJitGrant, StepResult};
 pub use local_admin::{LocalAdminJob, LocalAdminWork, NewLocalAdminGrant};
 pub use outbox::OutboxEntry;
 pub use rotation::{

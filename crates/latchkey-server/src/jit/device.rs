@@ -37,14 +37,18 @@ fn event(state: &AppState, grant: &JitGrant, action: Action) -> NewAuditEvent {
 
 async fn grant(state: &AppState, grant: &JitGrant, password: &SecretString) -> Result<Progress, StepError> {
     let device_id = grant.device_id.as_deref().ok_or_else(|| StepError::Refused("the grant names no device".into()))?;
-    if let Some(job) = grant.provider_job.as_deref().and_then(|j| j.strip_prefix(GRANT_JOB)) {
-        return match local_admin::job_state(state, job).await.map_err(step_error)? {
-            LocalAdminJobState::Open => Ok(Progress::Waiting { job: format!("{GRANT_JOB}{job}") }),
-            LocalAdminJobState::Done => Ok(Progress::Done),
+    let tracked = grant.provider_job.as_deref().and_then(|j| j.strip_prefix(GRANT_JOB));
+    if let Some(job) = tracked {
+        match local_admin::job_state(state, job).await.map_err(step_error)? {
+            LocalAdminJobState::Open => return Ok(Progress::Waiting { job: format!("{GRANT_JOB}{job}") }),
+            // Done: queue_grant below answers with this job when it carried the grant's current
+            // end, or queues one that moves the device's end time (extended while waiting).
+            LocalAdminJobState::Done if grant.end_at <= state.clock().now() => return Ok(Progress::Done),
+            LocalAdminJobState::Done => {}
             LocalAdminJobState::Failed { error } => {
-                Err(StepError::Refused(format!("the device's agent failed: {error}")))
+                return Err(StepError::Refused(format!("the device's agent failed: {error}")));
             }
-        };
+        }
     }
     let req = LocalAdminGrantRequest {
         tenant_id: &grant.tenant_id,
@@ -56,6 +60,9 @@ async fn grant(state: &AppState, grant: &JitGrant, password: &SecretString) -> R
     };
     let job =
         local_admin::queue_grant(state, req, event(state, grant, Action::LocalAdminGrant)).await.map_err(step_error)?;
+    if tracked == Some(job.as_str()) {
+        return Ok(Progress::Done);
+    }
     Ok(Progress::Waiting { job: format!("{GRANT_JOB}{job}") })
 }
 

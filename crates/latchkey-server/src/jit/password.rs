@@ -36,3 +36,8 @@ pub fn open(ring: &Keyring, tenant_id: &str, grant_id: &str, envelope: &[u8]) ->
     let text = std::str::from_utf8(&plain).map_err(|_| "the sealed password is not UTF-8".to_owned())?;
     Ok(SecretString::from(text.to_owned()))
 }
+
+/// Re-wrap a grant's password envelope under the active key (the vault's re-key job).
+pub fn rewrap(ring: &Keyring, tenant_id: &str, grant_id: &str, envelope: &[u8]) -> Result<Vec<u8>, String> {
+    latchkey_crypto::rewrap(ring, &binding(tenant_id, grant_id), envelope).map_err(|e| e.to_string())
+}

@@ -119,7 +119,16 @@ pub async fn request_jit(
     }
     .map_err(|e| ApiError::invalid(e.to_string()))?;
     let device_id = match (provider, body.device_id.as_deref()) {
-        (Provider::Device, Some(raw)) => Some(tenant_device(&state, &tenant.id, raw).await?.id),
+        (Provider::Device, Some(raw)) => {
+            let device = tenant_device(&state, &tenant.id, raw).await?;
+            if device.agent_public_key.is_none() {
+                return Err(ApiError::invalid(format!(
+                    "device {} has no enrolled agent; a device grant is carried out by its agent",
+                    device.id
+                )));
+            }
+            Some(device.id)
+        }
         (Provider::Device, None) => return Err(ApiError::invalid("deviceId is required for the device provider")),
         (Provider::Directory, Some(_)) => return Err(ApiError::invalid("deviceId is only for the device provider")),
         (Provider::Directory, None) => None,
@@ -193,7 +202,9 @@ async fn wait_for_step(state: &AppState, id: &str) -> Result<JitGrant, ApiError>
     let deadline = tokio::time::Instant::now() + GRANT_WAIT;
     loop {
         let g = state.store().jit_grant_any(id).await.map_err(|e| ApiError::store("grant", e))?;
-        let pending = g.state == GrantState::Approved && g.attempts == 0 && g.last_error.is_none();
+        // A device grant waits for its agent's next check-in: answer once the job is queued.
+        let pending =
+            g.state == GrantState::Approved && g.attempts == 0 && g.last_error.is_none() && g.provider_job.is_none();
         if !pending || tokio::time::Instant::now() >= deadline {
             return Ok(g);
         }

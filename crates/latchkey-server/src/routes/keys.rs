@@ -66,8 +66,8 @@ pub struct RewrapQuery {
     pub limit: Option<i64>,
 }
 
-/// Re-wrap up to `limit` secret versions under the active key. Call until `remaining` is 0;
-/// safe to interrupt and resume.
+/// Re-wrap up to `limit` envelopes under the active key: secret versions first, then grants'
+/// temporary passwords. Call until `remaining` is 0; safe to interrupt and resume.
 #[utoipa::path(post, path = "/api/v1/vault/rewrap", tag = "vault", security(("bearer" = [])), params(RewrapQuery),
     responses((status = 200, body = proto::RewrapProgress), (status = 400, body = proto::Problem), (status = 403, body = proto::Problem)))]
 pub async fn rewrap_vault(
@@ -82,6 +82,9 @@ pub async fn rewrap_vault(
     }
     let active = state.keyring().active_key_id();
     let batch = state.store().versions_to_rewrap(&active, limit).await.map_err(|e| ApiError::store("vault", e))?;
+    if batch.is_empty() {
+        return rewrap_grant_passwords(&state, &admin, &active, limit).await;
+    }
     let mut rewrapped = Vec::with_capacity(batch.len());
     {
         let ring = state.keyring();
@@ -102,7 +105,40 @@ pub async fn rewrap_vault(
     Ok(Json(proto::RewrapProgress { rewrapped: done as i64, remaining }))
 }
 
-/// Retire a key. Refused for the active key and while any secret version still uses it.
+/// Re-wrap up to `limit` grant passwords (once every secret version is done).
+async fn rewrap_grant_passwords(
+    state: &AppState,
+    admin: &Admin,
+    active: &str,
+    limit: i64,
+) -> Result<Json<proto::RewrapProgress>, ApiError> {
+    let batch =
+        state.store().grant_passwords_to_rewrap(active, limit).await.map_err(|e| ApiError::store("vault", e))?;
+    let mut rewrapped = Vec::with_capacity(batch.len());
+    {
+        let ring = state.keyring();
+        for g in &batch {
+            let new = vault::rewrap_grant_password(&ring, g)
+                .map_err(|e| ApiError::Internal(format!("cannot re-wrap the password of grant {}: {e}", g.grant_id)))?;
+            rewrapped.push((new, g.key_id.clone()));
+        }
+    }
+    let done = if rewrapped.is_empty() {
+        0
+    } else {
+        let event = admin.event(state, Action::VaultRewrap, ObjectType::Vault).object(active.to_owned());
+        state
+            .store()
+            .replace_grant_password_envelopes(rewrapped, event)
+            .await
+            .map_err(|e| ApiError::store("vault", e))?
+    };
+    let remaining = status(state).await?.remaining;
+    Ok(Json(proto::RewrapProgress { rewrapped: done as i64, remaining }))
+}
+
+/// Retire a key. Refused for the active key and while any envelope (a secret version or a
+/// grant's temporary password) still uses it.
 #[utoipa::path(delete, path = "/api/v1/vault/keys/{key_id}", tag = "vault", security(("bearer" = [])),
     params(("key_id" = String, Path, description = "key id")),
     responses((status = 200, body = proto::VaultStatus), (status = 403, body = proto::Problem),
@@ -123,7 +159,10 @@ pub async fn retire_vault_key(
     if key.envelopes > 0 {
         return Err(ApiError::Client(
             latchkey_proto::ProblemCode::Conflict,
-            format!("{} secret versions still use this key; re-wrap first", key.envelopes),
+            format!(
+                "{} envelopes (secret versions and grant passwords) still use this key; re-wrap first",
+                key.envelopes
+            ),
         ));
     }
     {

@@ -25,31 +25,31 @@ use crate::both;
 use crate::helpers::TestApp;
 
 /// A device with an agent: its key, a private account root and a state directory.
-struct JitDevice {
+pub(crate) struct JitDevice {
     http: Client,
-    id: String,
+    pub(crate) id: String,
     tenant: String,
-    tenant_id: String,
+    pub(crate) tenant_id: String,
     key: DeviceSigningKey,
     root: tempfile::TempDir,
-    state_dir: tempfile::TempDir,
+    pub(crate) state_dir: tempfile::TempDir,
     accounts: LinuxAccounts,
     nonces: AtomicU64,
 }
 
 /// How one run of the agent went.
 #[derive(Debug, Default)]
-struct Run {
+pub(crate) struct Run {
     /// Accounts removed at their end time before the check-in.
-    expired: Vec<String>,
-    done: Vec<String>,
-    failed: Vec<String>,
+    pub(crate) expired: Vec<String>,
+    pub(crate) done: Vec<String>,
+    pub(crate) failed: Vec<String>,
     /// The check-in's error, when the server could not be reached.
     unreachable: Option<String>,
 }
 
 impl JitDevice {
-    async fn enroll(app: &TestApp) -> JitDevice {
+    pub(crate) async fn enroll(app: &TestApp) -> JitDevice {
         let t = app.client.create_enrollment_token("default", &proto::EnrollmentTokenCreate::default()).await.unwrap();
         let key = DeviceSigningKey::generate();
         let id = uuid::Uuid::new_v4().to_string();
@@ -93,7 +93,7 @@ impl JitDevice {
 
     /// One run of the agent at `now`, as `latchkey agent --once` does it for local admin jobs:
     /// remove what ended, check in, carry out the jobs, confirm or report failure.
-    async fn run(&self, now: OffsetDateTime) -> Run {
+    pub(crate) async fn run(&self, now: OffsetDateTime) -> Run {
         let mut run = Run::default();
         let mut admins = LocalAdmins::load(self.state_dir.path()).unwrap();
         let (expired, errors) = admins.expire(&self.accounts, now);
@@ -153,18 +153,18 @@ impl JitDevice {
     }
 
     /// The account's `/etc/passwd` line exists.
-    fn exists(&self, name: &str) -> bool {
+    pub(crate) fn exists(&self, name: &str) -> bool {
         self.etc("passwd").lines().any(|l| l.split(':').next() == Some(name))
     }
 
     /// The account is a member of `sudo` in `/etc/group`.
-    fn is_admin(&self, name: &str) -> bool {
+    pub(crate) fn is_admin(&self, name: &str) -> bool {
         let group = self.etc("group");
         let line = group.lines().find(|l| l.starts_with("sudo:")).unwrap();
         line.split(':').nth(3).unwrap().split(',').any(|m| m == name)
     }
 
-    fn has_password(&self, name: &str, password: &str) -> bool {
+    pub(crate) fn has_password(&self, name: &str, password: &str) -> bool {
         self.accounts.verify_password(&AccountName::new(name).unwrap(), &SecretString::from(password)).unwrap()
     }
 }
@@ -205,7 +205,7 @@ async fn audit_actions(app: &TestApp, action: &str) -> usize {
 }
 
 /// Not root: the account tools cannot run (skipped with a note unless services are required).
-fn can_manage_accounts() -> bool {
+pub(crate) fn can_manage_accounts() -> bool {
     let root = std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))

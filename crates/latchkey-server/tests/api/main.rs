@@ -12,6 +12,8 @@ mod directory_sync;
 mod enrollment;
 mod flow;
 mod jit;
+mod jit_device;
+mod jit_rekey;
 mod helpers;
 mod local_admin;
 mod notifications;

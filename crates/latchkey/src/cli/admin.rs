@@ -75,7 +75,7 @@ async fn rekey(ctx: &Ctx, batch: i64, retire_old: bool, resume: bool) -> Result<
         let old: Vec<proto::VaultKey> = status.keys.iter().filter(|k| !k.active).cloned().collect();
         for key in old {
             if key.envelopes > 0 {
-                progress(ctx, &format!("key {} still wraps {} secret versions; not retired", key.id, key.envelopes))?;
+                progress(ctx, &format!("key {} still wraps {} envelopes; not retired", key.id, key.envelopes))?;
                 continue;
             }
             status = ctx.client.retire_vault_key(&key.id).await.map_err(|e| ctx.err(e))?;
@@ -90,6 +90,6 @@ fn print_status(ctx: &Ctx, status: &proto::VaultStatus) -> Result<(), String> {
         return print_json(status);
     }
     let rows = status.keys.iter().map(|k| vec![k.id.clone(), yes_no(k.active), k.envelopes.to_string()]).collect();
-    print_table(&["KEY", "ACTIVE", "SECRET VERSIONS"], rows, "no keys")?;
+    print_table(&["KEY", "ACTIVE", "ENVELOPES"], rows, "no keys")?;
     outln!("active key: {}; to re-wrap: {}", status.active_key_id, status.remaining)
 }
