@@ -83,6 +83,12 @@ impl DirectoryAdmin {
         self.conn.close().await;
     }
 
+    /// Another handle on the same connection: the operations that take `&self` may run at
+    /// the same time, their requests pipelined on the one connection.
+    fn shared(&self) -> ldap3::Ldap {
+        self.conn.ldap.clone()
+    }
+
     /// The account with this `sAMAccountName` below the base DN, if any.
     pub async fn find_account(&mut self, sam: &str) -> Result<Option<TechAccount>, AdminError> {
         let filter = format!("(&(objectClass=user)(sAMAccountName={}))", ldap_escape(sam));
@@ -143,7 +149,7 @@ impl DirectoryAdmin {
     /// Set the password and, when `enabled` is given, enable or disable the account, in one
     /// change: either both happen or neither (one write for the directory instead of two).
     pub async fn set_password_and_state(
-        &mut self,
+        &self,
         dn: &str,
         password: &SecretString,
         enabled: Option<bool>,
@@ -157,7 +163,7 @@ impl DirectoryAdmin {
         }
         let timeout = self.conn.config().operation_timeout();
         let url = self.conn.url.clone();
-        let result = self.conn.ldap.with_timeout(timeout).modify(dn, mods).await.map_err(|e| unavailable(&url, e))?;
+        let result = self.shared().with_timeout(timeout).modify(dn, mods).await.map_err(|e| unavailable(&url, e))?;
         // Never repeat the server's text about a password: only its code and a plain reason.
         match result.rc {
             0 => Ok(()),
@@ -202,12 +208,11 @@ impl DirectoryAdmin {
     }
 
     /// Remove `member` from `group` (not a member: fine).
-    pub async fn remove_member(&mut self, group: &str, member: &str) -> Result<(), AdminError> {
+    pub async fn remove_member(&self, group: &str, member: &str) -> Result<(), AdminError> {
         let mods = vec![Mod::Delete("member", HashSet::from([member]))];
         let timeout = self.conn.config().operation_timeout();
         let url = self.conn.url.clone();
-        let result =
-            self.conn.ldap.with_timeout(timeout).modify(group, mods).await.map_err(|e| unavailable(&url, e))?;
+        let result = self.shared().with_timeout(timeout).modify(group, mods).await.map_err(|e| unavailable(&url, e))?;
         refused_unless(
             &url,
             "remove the account from the group",
@@ -220,15 +225,14 @@ impl DirectoryAdmin {
     /// Remove several members from `group` in one change (one rewrite of the group for the
     /// directory). When one of them is not a member the directory refuses the whole change;
     /// they are then removed one by one (not a member: fine).
-    pub async fn remove_members(&mut self, group: &str, members: &[String]) -> Result<(), AdminError> {
+    pub async fn remove_members(&self, group: &str, members: &[String]) -> Result<(), AdminError> {
         if let [one] = members {
             return self.remove_member(group, one).await;
         }
         let mods = vec![Mod::Delete("member", members.iter().map(String::as_str).collect::<HashSet<&str>>())];
         let timeout = self.conn.config().operation_timeout();
         let url = self.conn.url.clone();
-        let result =
-            self.conn.ldap.with_timeout(timeout).modify(group, mods).await.map_err(|e| unavailable(&url, e))?;
+        let result = self.shared().with_timeout(timeout).modify(group, mods).await.map_err(|e| unavailable(&url, e))?;
         match result.rc {
             0 => Ok(()),
             UNWILLING_TO_PERFORM | NO_SUCH_ATTRIBUTE => {

@@ -18,12 +18,34 @@ use crate::state::AppState;
 /// would cost the directory more than the step itself).
 const POOL_MAX: usize = 16;
 
-/// The directory provider, with a pool of open connections per tenant and group removals
-/// combined into one change per group.
+/// The directory provider, with a pool of open connections per tenant, the admin groups' DNs
+/// it has looked up, and group removals combined into one change per group.
 #[derive(Default)]
 pub struct DirectoryProvider {
     pool: std::sync::Mutex<std::collections::HashMap<String, Vec<DirectoryAdmin>>>,
+    groups: GroupDns,
     removals: Removals,
+}
+
+/// Admin group DNs by tenant and configured name, so that a revocation does not search for
+/// the group each time. An entry is forgotten when a change through it fails.
+#[derive(Default)]
+struct GroupDns(std::sync::Mutex<std::collections::HashMap<(String, String), String>>);
+
+impl GroupDns {
+    async fn get(&self, admin: &mut DirectoryAdmin, tenant_id: &str, group: &str) -> Result<String, AdminError> {
+        let key = (tenant_id.to_owned(), group.to_owned());
+        if let Some(dn) = self.0.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return Ok(dn.clone());
+        }
+        let dn = admin.group_dn(group).await?;
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(key, dn.clone());
+        Ok(dn)
+    }
+
+    fn forget(&self, tenant_id: &str, group: &str) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(&(tenant_id.to_owned(), group.to_owned()));
+    }
 }
 
 type Reply = tokio::sync::oneshot::Sender<Result<(), AdminError>>;
@@ -39,7 +61,7 @@ struct Removals {
 }
 
 impl Removals {
-    async fn remove(&self, admin: &mut DirectoryAdmin, group: &str, member: &str) -> Result<(), AdminError> {
+    async fn remove(&self, admin: &DirectoryAdmin, group: &str, member: &str) -> Result<(), AdminError> {
         let (tx, mut rx) = tokio::sync::oneshot::channel();
         let key = group.to_lowercase();
         self.queue
@@ -207,11 +229,14 @@ async fn revoke(provider: &DirectoryProvider, state: &AppState, grant: &JitGrant
     let (directory, policy) = settings(state, grant).await?;
     let (mut admin, pooled) =
         provider.checkout(&grant.tenant_id, &directory).await.map_err(|e| StepError::Retry(step_text(e)))?;
-    let mut result = take_away(&provider.removals, &mut admin, &policy, grant).await;
+    let mut result = take_away(provider, &mut admin, &policy, grant).await;
     if pooled && matches!(result, Err(AdminError::Unavailable(_))) {
         admin.close().await;
         admin = DirectoryAdmin::connect(&directory).await.map_err(|e| StepError::Retry(e.to_string()))?;
-        result = take_away(&provider.removals, &mut admin, &policy, grant).await;
+        result = take_away(provider, &mut admin, &policy, grant).await;
+    }
+    if result.is_err() {
+        provider.groups.forget(&grant.tenant_id, &policy.admin_group);
     }
     match result {
         Ok(()) => {
@@ -233,18 +258,33 @@ fn step_text(e: StepError) -> String {
 }
 
 async fn take_away(
-    removals: &Removals,
+    provider: &DirectoryProvider,
     admin: &mut DirectoryAdmin,
     policy: &JitPolicy,
     grant: &JitGrant,
 ) -> Result<(), AdminError> {
+    let started = std::time::Instant::now();
     let Some(found) = admin.find_account(&grant.account_name).await? else { return Ok(()) };
-    // Disable first, with a random password in the same change: it ends every use of the
-    // account at once.
+    let found_at = started.elapsed();
+    // Out of the group (made together with the other removals falling due at the same time)
+    // and disabled with a random password (one change) at once, pipelined on the connection.
+    let group = provider.groups.get(admin, &grant.tenant_id, &policy.admin_group).await?;
     let random = super::password::generate().map_err(AdminError::Refused)?;
-    admin.set_password_and_state(&found.dn, &random, Some(false)).await?;
-    let group = admin.group_dn(&policy.admin_group).await?;
-    removals.remove(admin, &group, &found.dn).await?;
+    let shared = &*admin;
+    let out_of_group = async {
+        let result = provider.removals.remove(shared, &group, &found.dn).await;
+        (result, started.elapsed())
+    };
+    let (out, disabled) = tokio::join!(out_of_group, shared.set_password_and_state(&found.dn, &random, Some(false)));
+    let (out, out_at) = out;
+    out?;
+    disabled?;
+    tracing::debug!(
+        find_ms = found_at.as_millis() as u64,
+        out_of_group_ms = out_at.as_millis() as u64,
+        disabled_ms = started.elapsed().as_millis() as u64,
+        "revoked in the directory"
+    );
     match policy.on_revoke {
         OnRevoke::Delete => admin.delete_account(&found.dn).await,
         OnRevoke::Disable => Ok(()),

@@ -10,7 +10,6 @@
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
-use futures::StreamExt;
 use latchkey_core::jit::{GrantState, Provider as ProviderKind};
 use latchkey_core::{Action, NewAuditEvent, ObjectType, Outcome};
 use latchkey_store::{FinishedStep, JitGrant, NewTicketComment, StepResult, StoreError};
@@ -27,7 +26,7 @@ use crate::state::AppState;
 const POLL_INTERVAL: StdDuration = StdDuration::from_secs(1);
 /// The shortest sleep between rounds.
 const MIN_SLEEP: StdDuration = StdDuration::from_millis(10);
-/// Grants claimed per round.
+/// Grants claimed at once at most.
 const BATCH: i64 = 128;
 /// Steps run at once.
 const CONCURRENCY: usize = 16;
@@ -67,22 +66,6 @@ impl Engine {
             ProviderKind::Directory => &self.directory,
             ProviderKind::Device => &self.device,
         }
-    }
-
-    /// One round at `now`: report overdue grants, claim due ones, run their steps. Returns
-    /// how many steps ran.
-    #[instrument(skip_all)]
-    pub async fn run_once(&self, now: OffsetDateTime) -> Result<usize, StoreError> {
-        let store = self.state.store();
-        let overdue = store.mark_overdue_jit_grants(now, OVERDUE_AFTER).await?;
-        for id in &overdue {
-            tracing::warn!(grant = %id, "a just-in-time grant is past its end and not yet revoked");
-            self.state.metrics().jit_overdue();
-        }
-        let claimed = store.claim_due_jit_grants(&self.node, now, LEASE, BATCH).await?;
-        let ran = claimed.len();
-        futures::stream::iter(claimed).for_each_concurrent(CONCURRENCY, |g| self.step(g)).await;
-        Ok(ran)
     }
 
     /// Run one claimed grant's step and record the result. Store errors are logged: the
@@ -178,6 +161,7 @@ impl Engine {
 
     async fn revoke_step(&self, grant: &JitGrant) -> (StepResult, Vec<NewAuditEvent>, Vec<NewTicketComment>) {
         let now = self.state.clock().now();
+        tracing::debug!(after_end_ms = (now - grant.end_at).whole_milliseconds() as i64, "revocation starts");
         let provider = self.provider(grant.provider);
         match provider.revoke(&self.state, grant).await {
             Ok(Progress::Done) => {
@@ -223,7 +207,21 @@ impl Engine {
         (StepResult::Retry { error: why, next_step_at: next }, events, vec![])
     }
 
-    /// Run rounds until stopped.
+    /// Report overdue grants and claim up to `limit` grants with work due at `now`.
+    async fn claim(&self, now: OffsetDateTime, limit: i64) -> Result<Vec<JitGrant>, StoreError> {
+        let store = self.state.store();
+        let overdue = store.mark_overdue_jit_grants(now, OVERDUE_AFTER).await?;
+        for id in &overdue {
+            tracing::warn!(grant = %id, "a just-in-time grant is past its end and not yet revoked");
+            self.state.metrics().jit_overdue();
+        }
+        store.claim_due_jit_grants(&self.node, now, LEASE, limit).await
+    }
+
+    /// Run until stopped. Steps run as their own tasks, at most [`CONCURRENCY`] at once; the
+    /// engine claims more work as soon as a step finishes or more falls due, so a grant
+    /// falling due never waits for a slow batch claimed before it. On stop the steps under way
+    /// finish (their results are recorded) before the engine returns.
     pub fn spawn(self, mut stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
         let engine = Arc::new(self);
         tokio::spawn(async move {
@@ -231,19 +229,41 @@ impl Engine {
                 tracing::warn!(error = %e, "cannot release the claims of this server's previous run");
             }
             let wake = engine.state.jit_wake().clone();
+            let slots = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
+            let mut running = tokio::task::JoinSet::new();
             loop {
                 let now = engine.state.clock().now();
-                let ran = match engine.run_once(now).await {
-                    Ok(n) => n,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "the just-in-time engine cannot read the store");
-                        0
+                let free = slots.available_permits();
+                let mut full = false;
+                if free > 0 {
+                    let limit = (free as i64).min(BATCH);
+                    match engine.claim(now, limit).await {
+                        Ok(claimed) => {
+                            full = claimed.len() as i64 >= limit;
+                            for grant in claimed {
+                                let Ok(slot) = slots.clone().try_acquire_owned() else { break };
+                                let engine = engine.clone();
+                                running.spawn(async move {
+                                    engine.step(grant).await;
+                                    drop(slot);
+                                });
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "the just-in-time engine cannot read the store"),
                     }
-                };
-                if *stop.borrow() {
-                    return;
                 }
-                if ran as i64 >= BATCH {
+                if *stop.borrow() {
+                    break;
+                }
+                if slots.available_permits() == 0 {
+                    // Every slot busy: claim again when a step finishes.
+                    tokio::select! {
+                        _ = running.join_next() => {}
+                        _ = stop.changed() => break,
+                    }
+                    continue;
+                }
+                if full {
                     continue;
                 }
                 let sleep = match engine.state.store().next_jit_step(now).await {
@@ -255,10 +275,12 @@ impl Engine {
                 };
                 tokio::select! {
                     _ = wake.notified() => {}
+                    Some(_) = running.join_next(), if !running.is_empty() => {}
                     _ = tokio::time::sleep(sleep) => {}
-                    _ = stop.changed() => return,
+                    _ = stop.changed() => break,
                 }
             }
+            while running.join_next().await.is_some() {}
         })
     }
 }
