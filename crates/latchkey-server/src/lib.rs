@@ -32,5 +32,5 @@ pub use directory_config::TenantDirectory;
 pub use latchkey_core::SystemClock;
 pub use notify::config::{NotificationsConfig, NotificationsLayer, SmtpLayer, WebhookLayer};
 pub use sign_in_config::{SignInConfig, SignInLayer};
-pub use state::AppState;
 pub use startup::{RunningServer, StartError, start};
+pub use state::AppState;

@@ -58,7 +58,11 @@ impl Default for Metrics {
         let check_ins = Counter::default();
         registry.register("agent_check_ins", "Accepted agent check-ins", check_ins.clone());
         let jit_overdue = Counter::default();
-        registry.register("jit_overdue", "Just-in-time grants reported overdue (not revoked a minute after their end)", jit_overdue.clone());
+        registry.register(
+            "jit_overdue",
+            "Just-in-time grants reported overdue (not revoked a minute after their end)",
+            jit_overdue.clone(),
+        );
         let jit_revoke_lateness = Histogram::new(exponential_buckets(0.01, 2.0, 16));
         registry.register(
             "jit_revoke_lateness_seconds",
