@@ -49,17 +49,22 @@ struct JitApp {
 }
 
 async fn spawn_jit(backend: Backend, max_minutes: i64) -> Option<JitApp> {
-    spawn_jit_via(backend, max_minutes, None, vec![], false).await
+    spawn_jit_via(backend, max_minutes, Options::default()).await
 }
 
-/// Like [`spawn_jit`], with the server reaching the directory at `url` (a proxy).
-async fn spawn_jit_via(
-    backend: Backend,
-    max_minutes: i64,
+/// How a test's server differs from the plain one.
+#[derive(Default)]
+struct Options {
+    /// Reach the directory here (a proxy).
     url: Option<String>,
     tickets: Vec<latchkey_server::jit::TicketsLayer>,
     approval_required: bool,
-) -> Option<JitApp> {
+    on_revoke: Option<&'static str>,
+}
+
+/// Like [`spawn_jit`], with `options`.
+async fn spawn_jit_via(backend: Backend, max_minutes: i64, options: Options) -> Option<JitApp> {
+    let Options { url, tickets, approval_required, on_revoke } = options;
     let directory = samba()?;
     let data_dir = Arc::new(tempfile::tempdir().unwrap());
     let db_url = match backend {
@@ -85,7 +90,7 @@ async fn spawn_jit_via(
             admin_group: None,
             accounts_ou: Some(ou.clone()),
             tenant_prefix: Some(prefix.clone()),
-            on_revoke: None,
+            on_revoke: on_revoke.map(str::to_owned),
         }],
         tickets,
     )
@@ -227,6 +232,40 @@ async fn grant_binds_then_revocation_takes_it_away(backend: Backend) {
     cleanup(&j).await;
 }
 
+async fn revocation_deletes_the_account_when_configured(backend: Backend) {
+    let options = Options { on_revoke: Some("delete"), ..Options::default() };
+    let Some(j) = spawn_jit_via(backend, 60, options).await else { return };
+    let client = &j.app.client;
+    let ticket = client.create_ticket("default", "Cloud tenant clean-up").await.unwrap().number.to_string();
+    let created = client.request_jit("default", &request(&ticket, 15, "rotate the app secret", "carol")).await.unwrap();
+    assert_eq!(created.grant.state, "active", "{:?}", created.grant.last_error);
+    let account = format!("carol-{}", j.prefix);
+    let password = SecretString::from(created.password.clone());
+    authenticate(&j.directory, &account, &password).await.unwrap();
+
+    j.app.clock.advance(time::Duration::minutes(16));
+    wait_state(client, &created.grant.id, "revoked", 10).await;
+    let mut admin = DirectoryAdmin::connect(&j.directory).await.unwrap();
+    assert_eq!(admin.find_account(&account).await.unwrap(), None, "the tech account is deleted");
+    assert!(authenticate(&j.directory, &account, &password).await.is_err());
+    admin.close().await;
+    cleanup(&j).await;
+}
+
+mod revocation_can_delete_the_account {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        revocation_deletes_the_account_when_configured(Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        revocation_deletes_the_account_when_configured(Backend::Postgres).await;
+    }
+}
+
 async fn bad_requests_are_refused_and_change_nothing(backend: Backend) {
     let Some(j) = spawn_jit(backend, 60).await else { return };
     let client = &j.app.client;
@@ -355,7 +394,9 @@ async fn revocation_outlasts_a_directory_outage(backend: Backend) {
     let Some(directory) = samba() else { return };
     let target = directory.url.trim_start_matches("ldaps://").to_owned();
     let proxy = Proxy::start(&target).await;
-    let Some(j) = spawn_jit_via(backend, 60, Some(proxy.url()), vec![], false).await else { return };
+    let Some(j) = spawn_jit_via(backend, 60, Options { url: Some(proxy.url()), ..Options::default() }).await else {
+        return;
+    };
     let client = &j.app.client;
     let ticket = client.create_ticket("default", "outage").await.unwrap().number.to_string();
     let mut ids = Vec::new();
@@ -495,7 +536,9 @@ async fn psa_tickets_are_checked_and_commented(backend: Backend) {
         password_file: None,
         timeout_secs: Some(5),
     };
-    let Some(j) = spawn_jit_via(backend, 60, None, vec![tickets], false).await else { return };
+    let Some(j) = spawn_jit_via(backend, 60, Options { tickets: vec![tickets], ..Options::default() }).await else {
+        return;
+    };
     let client = &j.app.client;
     for (ticket, text) in [("T-2", "is closed"), ("T-9", "does not exist")] {
         let e = client.request_jit("default", &request(ticket, 10, "r", "dave")).await.unwrap_err();
@@ -643,7 +686,9 @@ async fn person(app: &TestApp, name: &str) -> Client {
 }
 
 async fn approval_by_another_person(backend: Backend) {
-    let Some(j) = spawn_jit_via(backend, 60, None, vec![], true).await else { return };
+    let Some(j) = spawn_jit_via(backend, 60, Options { approval_required: true, ..Options::default() }).await else {
+        return;
+    };
     let alice = person(&j.app, "alice").await;
     let bob = person(&j.app, "bob").await;
     let ticket = j.app.client.create_ticket("default", "approval").await.unwrap().number.to_string();
