@@ -358,14 +358,15 @@ pub async fn extend_jit(
     if body.minutes <= 0 {
         return Err(ApiError::invalid("minutes must be at least 1"));
     }
-    let new_end = g.end_at + Duration::minutes(body.minutes);
-    let total = (new_end - g.start_at.unwrap_or(g.created_at)).whole_minutes();
+    // Checked before any time arithmetic: a huge number of minutes is refused, not overflowed.
+    let total = (g.end_at - g.start_at.unwrap_or(g.created_at)).whole_minutes().saturating_add(body.minutes);
     if total > policy.max_minutes {
         return Err(ApiError::invalid(format!(
             "the grant would last {total} minutes; the policy allows at most {}",
             policy.max_minutes
         )));
     }
+    let new_end = g.end_at + Duration::minutes(body.minutes);
     let event = caller
         .event(&state, Action::JitExtend, ObjectType::JitGrant)
         .tenant(tenant.id.clone())

@@ -226,6 +226,9 @@ async fn grant_binds_then_revocation_takes_it_away(backend: Backend) {
     // Revoking twice is a conflict; the password can be recovered by an admin, audited.
     let again = client.revoke_jit("default", &created.grant.id).await.unwrap_err();
     assert!(again.status() == Some(409), "{again:?}");
+    // An absurd extension is refused before any time arithmetic.
+    let huge = client.extend_jit("default", &created.grant.id, i64::MAX).await.unwrap_err();
+    assert!(huge.status() == Some(400), "{huge:?}");
     let recovered = client.recover_jit_password("default", &created.grant.id, "audit check").await.unwrap();
     assert_eq!(recovered.password, created.password);
     admin.close().await;
