@@ -10,7 +10,7 @@ use sqlx::any::AnyRow;
 use time::OffsetDateTime;
 
 use crate::accounts::account_from_row;
-use crate::rows::{get, opt_time, time};
+use crate::rows::{get, opt_time, tenant_row, time};
 use crate::{Store, StoreError};
 
 /// How an account's credentials may be viewed and changed.
@@ -192,27 +192,13 @@ impl Store {
     /// One policy of a tenant.
     pub async fn account_policy(&self, tenant_id: &str, id: &str) -> Result<AccountPolicy, StoreError> {
         let sql = format!("SELECT {POLICY_COLUMNS} FROM account_policies WHERE tenant_id = $1 AND id = $2");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(tenant_id.to_owned())
-            .bind(id.to_owned())
-            .fetch_optional(&self.read)
-            .await
-            .map_err(StoreError::db)?
-            .ok_or(StoreError::NotFound)?;
-        policy_from_row(&row, "")
+        policy_from_row(&tenant_row(&self.read, sql, tenant_id, id).await?, "")
     }
 
     /// The policy of a tenant with this name key.
     pub async fn account_policy_by_name(&self, tenant_id: &str, name_key: &str) -> Result<AccountPolicy, StoreError> {
         let sql = format!("SELECT {POLICY_COLUMNS} FROM account_policies WHERE tenant_id = $1 AND name_key = $2");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(tenant_id.to_owned())
-            .bind(name_key.to_owned())
-            .fetch_optional(&self.read)
-            .await
-            .map_err(StoreError::db)?
-            .ok_or(StoreError::NotFound)?;
-        policy_from_row(&row, "")
+        policy_from_row(&tenant_row(&self.read, sql, tenant_id, name_key).await?, "")
     }
 
     /// Delete a policy. A policy still attached to an account is a conflict.

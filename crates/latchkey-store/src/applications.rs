@@ -10,7 +10,7 @@ use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 use time::OffsetDateTime;
 
-use crate::rows::{get, opt_time, time};
+use crate::rows::{get, opt_time, tenant_row, time};
 use crate::{Store, StoreError};
 
 /// An application (never its password hash).
@@ -126,27 +126,14 @@ impl Store {
     /// One application of a tenant.
     pub async fn application(&self, tenant_id: &str, id: &str) -> Result<Application, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM applications WHERE tenant_id = $1 AND id = $2");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(tenant_id.to_owned())
-            .bind(id.to_owned())
-            .fetch_optional(&self.read)
-            .await
-            .map_err(StoreError::db)?
-            .ok_or(StoreError::NotFound)?;
-        application_from_row(&row)
+        application_from_row(&tenant_row(&self.read, sql, tenant_id, id).await?)
     }
 
     /// The application of a tenant with this name key, with its password hash (disabled ones
     /// too: the caller decides).
     pub async fn application_secret(&self, tenant_id: &str, name_key: &str) -> Result<ApplicationSecret, StoreError> {
         let sql = format!("SELECT {COLUMNS}, password_hash FROM applications WHERE tenant_id = $1 AND name_key = $2");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(tenant_id.to_owned())
-            .bind(name_key.to_owned())
-            .fetch_optional(&self.read)
-            .await
-            .map_err(StoreError::db)?
-            .ok_or(StoreError::NotFound)?;
+        let row = tenant_row(&self.read, sql, tenant_id, name_key).await?;
         Ok(ApplicationSecret { application: application_from_row(&row)?, password_hash: get(&row, "password_hash")? })
     }
 

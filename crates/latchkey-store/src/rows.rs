@@ -24,3 +24,19 @@ pub(crate) fn time(row: &AnyRow, col: &'static str) -> Result<OffsetDateTime, St
 pub(crate) fn opt_time(row: &AnyRow, col: &'static str) -> Result<Option<OffsetDateTime>, StoreError> {
     get::<Option<i64>>(row, col).map(|v| v.map(from_millis))
 }
+
+/// The one row `sql` selects with `$1` = `tenant_id` and `$2` = `key`; `NotFound` when none.
+pub(crate) async fn tenant_row(
+    pool: &sqlx::AnyPool,
+    sql: String,
+    tenant_id: &str,
+    key: &str,
+) -> Result<AnyRow, StoreError> {
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(tenant_id.to_owned())
+        .bind(key.to_owned())
+        .fetch_optional(pool)
+        .await
+        .map_err(StoreError::db)?
+        .ok_or(StoreError::NotFound)
+}
