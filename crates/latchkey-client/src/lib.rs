@@ -689,4 +689,17 @@ impl Client {
         )
         .await
     }
+
+    /// A user's roles (admin).
+    pub async fn user_roles(&self, tenant: &str, user_id: &str) -> Result<proto::UserRoles> {
+        self.call::<(), _>(Method::GET, &format!("/api/v1/tenants/{}/users/{}/roles", seg(tenant), seg(user_id)), None)
+            .await
+    }
+
+    /// Replace a user's roles (admin).
+    pub async fn set_user_roles(&self, tenant: &str, user_id: &str, roles: &[&str]) -> Result<proto::UserRoles> {
+        let body = proto::UserRoles { roles: roles.iter().map(|r| (*r).to_owned()).collect() };
+        self.call(Method::PUT, &format!("/api/v1/tenants/{}/users/{}/roles", seg(tenant), seg(user_id)), Some(&body))
+            .await
+    }
 }

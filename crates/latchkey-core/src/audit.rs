@@ -47,6 +47,8 @@ pub enum Action {
     TargetImport,
     DirectorySync,
     UserPasswordSet,
+    /// A person's roles were set.
+    UserRolesSet,
     SignIn,
     SignOut,
     UserDelete,
@@ -86,7 +88,7 @@ pub enum Action {
 
 impl Action {
     /// Every action, for parsing and documentation.
-    pub const ALL: [Action; 69] = [
+    pub const ALL: [Action; 70] = [
         Action::TenantCreate,
         Action::DeviceCreate,
         Action::DeviceDelete,
@@ -121,6 +123,7 @@ impl Action {
         Action::TargetImport,
         Action::DirectorySync,
         Action::UserPasswordSet,
+        Action::UserRolesSet,
         Action::SignIn,
         Action::SignOut,
         Action::UserDelete,
@@ -195,6 +198,7 @@ impl Action {
             Action::TargetImport => "target.import",
             Action::DirectorySync => "directory.sync",
             Action::UserPasswordSet => "user.password.set",
+            Action::UserRolesSet => "user.roles.set",
             Action::SignIn => "sign_in",
             Action::SignOut => "sign_out",
             Action::UserDelete => "user.delete",

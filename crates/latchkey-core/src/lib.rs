@@ -11,6 +11,7 @@ pub mod model;
 pub mod names;
 pub mod notification;
 pub mod principal;
+pub mod role;
 pub mod rotation;
 pub mod timespan;
 
@@ -20,5 +21,6 @@ pub use faults::crashpoint;
 pub use names::{ContainerDn, DeviceId, DisplayName, NameError, Reason, TenantSlug};
 pub use notification::{Channel, EmailAddress, EmailError, Notification, PasswordReadNotice};
 pub use principal::{Principal, PrincipalForm};
+pub use role::{Role, UnknownRole};
 pub use rotation::{CharClasses, DeviceJob, JobCause, JobKind, JobState, RotationPolicy};
 pub use timespan::{TimeSpan, TimeSpanError};

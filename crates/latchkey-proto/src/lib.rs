@@ -26,5 +26,5 @@ pub use notifications::{NotificationChannel, NotificationState, OutboxNotificati
 pub use problem::{Problem, ProblemCode};
 pub use resources::*;
 pub use secrets::{RevealedSecret, SecretReadRequest, SecretSetRequest};
-pub use sign_in::{Me, PasswordSetRequest, SessionUser, SignInRequest, SignInResponse};
+pub use sign_in::{Me, PasswordSetRequest, SessionUser, SignInRequest, SignInResponse, UserRoles};
 pub use support::*;

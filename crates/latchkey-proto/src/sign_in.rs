@@ -126,3 +126,10 @@ mod tests {
         assert!(r.is_err());
     }
 }
+
+/// The roles a person holds in their tenant: `admin`, `auditor`, `approver`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UserRoles {
+    pub roles: Vec<String>,
+}

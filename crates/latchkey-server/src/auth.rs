@@ -26,7 +26,9 @@ const MAX_TOKEN_LEN: usize = 200;
 /// An authenticated admin token.
 #[derive(Debug, Clone)]
 pub struct Admin {
-    pub token_id: String,
+    /// Who acts: `admin-token:<id>`, or `user:<name>` for a person with the admin role acting
+    /// through the web UI.
+    actor: String,
     /// The one tenant this token may act on; `None` for a global token.
     pub tenant_id: Option<String>,
     pub facts: RequestFacts,
@@ -35,7 +37,13 @@ pub struct Admin {
 impl Admin {
     /// The actor recorded in audit events.
     pub fn actor(&self) -> String {
-        format!("admin-token:{}", self.token_id)
+        self.actor.clone()
+    }
+
+    /// A person acting through the web UI with the rights of a token of their own tenant. The
+    /// caller has checked the person's role for what is done with it.
+    pub fn person(user: &SignedInUser) -> Admin {
+        Admin { actor: user.actor(), tenant_id: Some(user.tenant_id.clone()), facts: user.facts.clone() }
     }
 
     /// Refuse unless this is a global token.
@@ -86,7 +94,7 @@ impl FromRequestParts<AppState> for Admin {
             .ok_or_else(ApiError::unauthenticated)?;
         let hash = state.keyring().keyed_hash(ADMIN_TOKEN_LABEL, token.as_bytes());
         match state.admin_token(&hash).await {
-            Ok(t) => Ok(Admin { token_id: t.id, tenant_id: t.tenant_id, facts }),
+            Ok(t) => Ok(Admin { actor: format!("admin-token:{}", t.id), tenant_id: t.tenant_id, facts }),
             Err(StoreError::NotFound) => Err(ApiError::unauthenticated()),
             Err(e) => Err(ApiError::store("token", e)),
         }

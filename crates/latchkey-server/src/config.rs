@@ -45,6 +45,9 @@ pub struct ConfigLayer {
     /// `[[tickets]]`: where tenants' tickets live (built-in unless set).
     #[serde(default)]
     pub tickets: Option<Vec<crate::jit::TicketsLayer>>,
+    /// `[web]`: the web UI's timeouts.
+    #[serde(default)]
+    pub web: Option<crate::web::WebLayer>,
 }
 
 impl ConfigLayer {
@@ -81,6 +84,10 @@ impl ConfigLayer {
             },
             jit: over.jit.or(self.jit),
             tickets: over.tickets.or(self.tickets),
+            web: match (self.web, over.web) {
+                (Some(base), Some(over)) => Some(base.merge(over)),
+                (base, over) => over.or(base),
+            },
         }
     }
 }
@@ -108,6 +115,8 @@ pub struct Config {
     pub applications: crate::applications_config::ApplicationsConfig,
     /// Just-in-time elevation policies and ticket settings.
     pub jit: crate::jit::JitConfig,
+    /// The web UI's settings.
+    pub web: crate::web::WebConfig,
 }
 
 /// Certificate and key files for TLS.
@@ -163,6 +172,7 @@ impl Config {
         let applications =
             crate::applications_config::ApplicationsConfig::resolve(layer.applications.unwrap_or_default())?;
         let jit = crate::jit::JitConfig::resolve(layer.jit.unwrap_or_default(), layer.tickets.unwrap_or_default())?;
+        let web = crate::web::WebConfig::resolve(layer.web.unwrap_or_default())?;
         Ok(Config {
             data_dir,
             listen,
@@ -175,6 +185,7 @@ impl Config {
             directories,
             applications,
             jit,
+            web,
         })
     }
 }

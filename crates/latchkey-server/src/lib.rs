@@ -26,6 +26,7 @@ mod ssh_keys;
 mod startup;
 mod state;
 mod vault;
+pub mod web;
 
 pub use config::{Config, ConfigError, ConfigLayer};
 pub use directory_config::TenantDirectory;

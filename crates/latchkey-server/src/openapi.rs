@@ -23,7 +23,7 @@ use latchkey_proto as proto;
         routes::list_members, routes::add_member, routes::remove_member,
         routes::create_user, routes::list_users,
         routes::run_directory_sync, routes::directory_sync_status,
-        routes::sign_in, routes::sign_out, routes::me, routes::set_user_password,
+        routes::sign_in, routes::sign_out, routes::me, routes::set_user_password, routes::get_user_roles, routes::set_user_roles,
         routes::create_account, routes::list_accounts, routes::get_account,
         routes::list_secret_versions, routes::set_secret, routes::reveal_secret,
         routes::create_api_client, routes::list_api_clients, routes::create_admin_token,

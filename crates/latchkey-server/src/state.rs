@@ -39,6 +39,8 @@ struct Inner {
     app_tokens: crate::app_token_cache::AppTokenCache,
     /// Wakes the just-in-time engine (a grant to carry out now).
     jit_wake: Arc<tokio::sync::Notify>,
+    /// What the web UI keeps in memory.
+    web: crate::web::WebState,
 }
 
 /// How long a token read from the store is trusted without reading it again: a token revoked
@@ -73,7 +75,13 @@ impl AppState {
             argon2,
             app_tokens: Default::default(),
             jit_wake: Arc::new(tokio::sync::Notify::new()),
+            web: crate::web::WebState::default(),
         }))
+    }
+
+    /// What the web UI keeps in memory.
+    pub fn web(&self) -> &crate::web::WebState {
+        &self.0.web
     }
 
     pub fn store(&self) -> &Store {

@@ -36,6 +36,7 @@ mod governed_read;
 mod jit;
 mod local_admin;
 mod outbox;
+mod roles;
 mod rotation;
 mod rows;
 mod sessions;
@@ -71,7 +72,7 @@ pub use outbox::OutboxEntry;
 pub use rotation::{
     AdminPasswordState, AgentSnapshot, CheckInWrite, PendingStored, ScopedPolicy, SupportAccount, SupportRequest,
 };
-pub use sessions::{NewSession, Session, SignInFailures, SignInMethod, SignInRecord, sign_in_day};
+pub use sessions::{NewSession, OidcSignIn, Session, SignInFailures, SignInMethod, SignInRecord, sign_in_day};
 pub use targets::{AccessSnapshot, NewTarget, Resolution};
 pub use tickets::{NewTicketComment, Ticket, TicketComment};
 

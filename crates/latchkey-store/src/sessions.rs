@@ -22,6 +22,8 @@ pub enum SignInMethod {
     Local,
     /// A bind against the tenant's directory.
     Ldap,
+    /// An OpenID Connect provider's ID token (web sign-in).
+    Oidc,
 }
 
 impl SignInMethod {
@@ -30,12 +32,13 @@ impl SignInMethod {
         match self {
             SignInMethod::Local => "local",
             SignInMethod::Ldap => "ldap",
+            SignInMethod::Oidc => "oidc",
         }
     }
 
     /// Parse a stored name.
     pub fn parse(s: &str) -> Option<Self> {
-        [SignInMethod::Local, SignInMethod::Ldap].into_iter().find(|m| m.as_str() == s)
+        [SignInMethod::Local, SignInMethod::Ldap, SignInMethod::Oidc].into_iter().find(|m| m.as_str() == s)
     }
 }
 
@@ -101,6 +104,8 @@ pub struct Session {
     pub method: SignInMethod,
     pub created_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
+    /// The last request through the web UI (for its idle timeout); `None` until then.
+    pub last_seen_at: Option<OffsetDateTime>,
 }
 
 /// Failed sign-ins of one principal on one UTC day.
@@ -128,7 +133,7 @@ macro_rules! select_record {
 macro_rules! select_live_session {
     () => {
         "SELECT s.id, s.tenant_id, s.user_id, u.name, u.name_key, u.display_name, u.email, s.method, \
-         s.created_at, s.expires_at FROM user_sessions s JOIN users u ON u.id = s.user_id \
+         s.created_at, s.expires_at, s.last_seen_at FROM user_sessions s JOIN users u ON u.id = s.user_id \
          WHERE s.revoked_at IS NULL AND s.expires_at > $1 AND u.disabled_at IS NULL AND u.tenant_id = s.tenant_id"
     };
 }
@@ -231,6 +236,7 @@ impl Store {
                         method: s.method,
                         created_at: s.created_at,
                         expires_at: s.expires_at,
+                        last_seen_at: None,
                     };
                     sqlx::query(
                         "INSERT INTO user_sessions (id, tenant_id, user_id, token_hash, method, created_at, expires_at) \
@@ -399,5 +405,121 @@ fn session_from_row(row: &AnyRow) -> Result<Session, StoreError> {
         method: SignInMethod::parse(&method).ok_or(StoreError::Corrupt("method"))?,
         created_at: time(row, "created_at")?,
         expires_at: time(row, "expires_at")?,
+        last_seen_at: opt_time(row, "last_seen_at")?,
     })
+}
+
+/// A person signing in through an OpenID Connect provider.
+#[derive(Debug, Clone)]
+pub struct OidcSignIn {
+    /// The user name the provider vouches for (its configured claim).
+    pub name: String,
+    pub name_key: String,
+    pub display_name: Option<String>,
+    pub email: Option<String>,
+    /// Roles from the provider's groups, replacing the stored ones; `None` keeps them.
+    pub roles: Option<Vec<latchkey_core::Role>>,
+}
+
+impl Store {
+    /// Record that a session was used through the web UI at `now`.
+    pub async fn touch_session(&self, session_id: &str, now: OffsetDateTime) -> Result<(), StoreError> {
+        let session_id = session_id.to_owned();
+        self.writer
+            .change(vec![], move |conn: &mut AnyConnection| {
+                Box::pin(async move {
+                    sqlx::query("UPDATE user_sessions SET last_seen_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                        .bind(to_millis(now))
+                        .bind(session_id)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(StoreError::db)?;
+                    Ok(())
+                })
+            })
+            .await
+    }
+
+    /// Open a session for a person an OpenID Connect provider vouched for. The user is found by
+    /// name in the tenant, or created (source `oidc`, no password) with `created` as its event;
+    /// a disabled user is not found. Everything happens in one transaction with `event`.
+    pub async fn open_oidc_session(
+        &self,
+        who: OidcSignIn,
+        mut s: NewSession,
+        event: NewAuditEvent,
+        created: NewAuditEvent,
+    ) -> Result<Session, StoreError> {
+        self.writer
+            .change_audited(move |conn: &mut AnyConnection| {
+                Box::pin(async move {
+                    let row = sqlx::query("SELECT id, disabled_at FROM users WHERE tenant_id = $1 AND name_key = $2")
+                        .bind(s.tenant_id.clone())
+                        .bind(who.name_key.clone())
+                        .fetch_optional(&mut *conn)
+                        .await
+                        .map_err(StoreError::db)?;
+                    let mut events = Vec::with_capacity(2);
+                    match row {
+                        Some(row) => {
+                            if opt_time(&row, "disabled_at")?.is_some() {
+                                return Err(StoreError::NotFound);
+                            }
+                            s.user_id = get(&row, "id")?;
+                        }
+                        None => {
+                            sqlx::query(
+                                "INSERT INTO users (id, tenant_id, name, name_key, display_name, email, created_at, source) \
+                                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'oidc')",
+                            )
+                            .bind(s.user_id.clone())
+                            .bind(s.tenant_id.clone())
+                            .bind(who.name.clone())
+                            .bind(who.name_key.clone())
+                            .bind(who.display_name.clone())
+                            .bind(who.email.clone())
+                            .bind(to_millis(s.created_at))
+                            .execute(&mut *conn)
+                            .await
+                            .map_err(StoreError::db)?;
+                            events.push(created.object(s.user_id.clone()));
+                        }
+                    }
+                    if let Some(roles) = &who.roles {
+                        crate::roles::replace_roles(conn, &s.tenant_id, &s.user_id, roles).await?;
+                    }
+                    sqlx::query(
+                        "INSERT INTO user_sessions (id, tenant_id, user_id, token_hash, method, created_at, expires_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(s.id.clone())
+                    .bind(s.tenant_id.clone())
+                    .bind(s.user_id.clone())
+                    .bind(s.token_hash.to_vec())
+                    .bind(s.method.as_str())
+                    .bind(to_millis(s.created_at))
+                    .bind(to_millis(s.expires_at))
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(StoreError::db)?;
+                    let details = serde_json::json!({ "method": s.method.as_str(), "userId": s.user_id });
+                    events.push(event.object(s.id.clone()).details(&details));
+                    let session = Session {
+                        id: s.id,
+                        tenant_id: s.tenant_id,
+                        user_id: s.user_id,
+                        user_name: who.name,
+                        user_name_key: who.name_key,
+                        display_name: who.display_name,
+                        email: who.email,
+                        method: s.method,
+                        created_at: s.created_at,
+                        expires_at: s.expires_at,
+                        last_seen_at: None,
+                    };
+                    Ok((session, events))
+                })
+            })
+            .await
+    }
 }

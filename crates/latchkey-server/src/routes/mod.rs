@@ -30,6 +30,7 @@ mod sign_in;
 mod support_account;
 mod tenants;
 mod tickets;
+mod user_roles;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -68,6 +69,7 @@ pub(crate) use sign_in::*;
 pub(crate) use support_account::*;
 pub(crate) use tenants::*;
 pub(crate) use tickets::*;
+pub(crate) use user_roles::*;
 
 /// The whole application router.
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
@@ -102,6 +104,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/tenants/{tenant}/users", get(list_users).post(create_user))
         .route("/tenants/{tenant}/directory/sync", get(directory_sync_status).post(run_directory_sync))
         .route("/tenants/{tenant}/users/{user_id}/password", put(set_user_password))
+        .route("/tenants/{tenant}/users/{user_id}/roles", get(get_user_roles).put(set_user_roles))
         .route("/sign-in", post(sign_in))
         .route("/sign-out", post(sign_out))
         .route("/me", get(me))
@@ -176,6 +179,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/api/agent/v1/jobs/{job_id}/fail", post(fail_job))
         .nest("/api/v1", api)
         .merge(external)
+        .merge(crate::web::router())
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::track))
         .fallback(|| async { problem_response(ProblemCode::NotFound, Some("no such route".into())) })
         .method_not_allowed_fallback(|| async {

@@ -54,7 +54,7 @@ impl Refusal {
 }
 
 /// A sign-in password: present and at most 1024 characters.
-fn sign_in_password(raw: &mut String) -> Result<SecretString, ApiError> {
+pub(crate) fn sign_in_password(raw: &mut String) -> Result<SecretString, ApiError> {
     let password = SecretString::from(std::mem::take(raw));
     let chars = password.expose_secret().chars().count();
     if chars == 0 {
@@ -100,8 +100,32 @@ pub async fn sign_in(
     ApiJson(mut body): ApiJson<proto::SignInRequest>,
 ) -> Result<Response, ApiError> {
     let password = sign_in_password(&mut body.password)?;
-    let slug = TenantSlug::parse(&body.tenant)?;
-    let principal = Principal::parse(&body.username).map_err(|e| match e {
+    match check_sign_in(&state, &facts, &body.tenant, &body.username, password).await? {
+        SignInResult::Opened(response) => Ok(Json(response).into_response()),
+        SignInResult::Limited { retry_after_secs } => Ok(rate_limited(retry_after_secs)),
+    }
+}
+
+/// What a sign-in with the right checks came to.
+pub(crate) enum SignInResult {
+    /// A session was opened.
+    Opened(proto::SignInResponse),
+    /// Too many failures of this name today.
+    Limited { retry_after_secs: u64 },
+}
+
+/// Check a tenant, user name and password and open a session (the API's and the web UI's
+/// sign-in). Refusals are audited, counted and answered as one 401.
+pub(crate) async fn check_sign_in(
+    state: &AppState,
+    facts: &RequestFacts,
+    tenant: &str,
+    username: &str,
+    password: SecretString,
+) -> Result<SignInResult, ApiError> {
+    let state = state.clone();
+    let slug = TenantSlug::parse(tenant)?;
+    let principal = Principal::parse(username).map_err(|e| match e {
         NameError::BadChar { .. } => {
             ApiError::invalid("username must be written DOMAIN\\name, name@suffix or name, without control characters")
         }
@@ -128,7 +152,7 @@ pub async fn sign_in(
         Gate::Capped { retry_after_secs } => {
             let denied = event(Outcome::Denied).details(&serde_json::json!({ "reason": "daily_limit" }));
             state.store().append_audit(vec![denied]).await.map_err(|e| ApiError::store("audit", e))?;
-            return Ok(rate_limited(retry_after_secs));
+            return Ok(SignInResult::Limited { retry_after_secs });
         }
         Gate::Proceed(delay) if !delay.is_zero() => tokio::time::sleep(delay).await,
         Gate::Proceed(_) => {}
@@ -157,8 +181,8 @@ pub async fn sign_in(
 
     let refusal = match (record, matched) {
         (Some(user), true) => {
-            match open_session(&state, &facts, now, &tenant.id, &actor, &user, check.method()).await {
-                Ok(response) => return Ok(Json(response).into_response()),
+            match open_session(&state, facts, now, &tenant.id, &actor, &user, check.method()).await {
+                Ok(response) => return Ok(SignInResult::Opened(response)),
                 // Disabled or removed while signing in.
                 Err(StoreError::NotFound) => Refusal::Disabled,
                 Err(e) => return Err(ApiError::store("session", e)),
@@ -224,7 +248,7 @@ fn session_user(s: &Session, tenant_slug: &str) -> proto::SessionUser {
 }
 
 /// 429 with `Retry-After` (seconds).
-fn rate_limited(retry_after_secs: u64) -> Response {
+pub(crate) fn rate_limited(retry_after_secs: u64) -> Response {
     let mut resp = ApiError::Client(
         ProblemCode::RateLimited,
         "too many failed sign-ins for this user today; try again after midnight UTC".into(),
