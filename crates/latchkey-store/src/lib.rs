@@ -27,6 +27,7 @@ mod check_in;
 mod clients;
 mod credential_resets;
 mod credential_view;
+mod device_search;
 mod devices;
 mod directory;
 mod directory_sync;

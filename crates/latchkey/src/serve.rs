@@ -64,6 +64,7 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         applications: None,
         jit: None,
         tickets: None,
+        web: None,
     };
     let config = Config::resolve(file.merge(flags)).map_err(|e| e.to_string())?;
     let data_dir = config.data_dir.clone();

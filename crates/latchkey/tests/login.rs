@@ -155,3 +155,23 @@ fn set_password_refuses_bad_passwords_and_unknown_users() {
     // The old password still works.
     cli(&s, &["login", "--user", "alice", "--password-stdin"], None, Some(PW)).ok();
 }
+
+#[test]
+fn user_roles_are_set_shown_and_checked() {
+    let s = Server::start();
+    alice(&s);
+    let none = s.run(&["user", "roles", "alice"]).ok();
+    assert!(none.stdout.contains("roles of Alice") && none.stdout.trim_end().ends_with("none"), "{none:#?}");
+    let set = s.run(&["user", "roles", "alice", "--set", "Auditor,approver"]).ok();
+    assert!(set.stdout.trim_end().ends_with("auditor, approver"), "{set:#?}");
+    let shown = s.run(&["user", "roles", "alice", "--json"]).ok().json();
+    assert_eq!(shown["roles"], serde_json::json!(["auditor", "approver"]));
+    let bad = s.run(&["user", "roles", "alice", "--set", "root"]);
+    assert_eq!(bad.code, 1);
+    assert!(bad.stderr.contains("role must be admin, auditor or approver"), "{bad:#?}");
+    // A refused change leaves the roles as they were.
+    let after = s.run(&["user", "roles", "alice", "--json"]).ok().json();
+    assert_eq!(after["roles"], serde_json::json!(["auditor", "approver"]));
+    let cleared = s.run(&["user", "roles", "alice", "--set", ""]).ok();
+    assert!(cleared.stdout.trim_end().ends_with("none"), "{cleared:#?}");
+}

@@ -1,5 +1,6 @@
-//! The `[web]` settings: the web UI's idle timeout and when a reveal asks for the password
-//! again. (The absolute timeout is the session lifetime of `[sign_in]`.)
+//! The `[web]` settings: the web UI's idle timeout, when a reveal asks for the password
+//! again, and the single sign-on providers (`[[web.oidc]]`, see [`crate::web::oidc_config`]).
+//! (The absolute timeout is the session lifetime of `[sign_in]`.)
 
 use std::time::Duration;
 
@@ -16,6 +17,8 @@ pub struct WebLayer {
     /// Showing a secret asks for the password again when the sign-in is older than this
     /// (0 to 86400 seconds, 0 = always; default 600). Single sign-on sessions sign in again.
     pub reauthenticate_after_seconds: Option<u64>,
+    /// `[[web.oidc]]`: single sign-on providers.
+    pub oidc: Option<Vec<crate::web::oidc_config::OidcProviderLayer>>,
 }
 
 impl WebLayer {
@@ -24,6 +27,7 @@ impl WebLayer {
         WebLayer {
             idle_timeout_seconds: over.idle_timeout_seconds.or(self.idle_timeout_seconds),
             reauthenticate_after_seconds: over.reauthenticate_after_seconds.or(self.reauthenticate_after_seconds),
+            oidc: over.oidc.or(self.oidc),
         }
     }
 }
@@ -33,11 +37,17 @@ impl WebLayer {
 pub struct WebConfig {
     pub idle_timeout: Duration,
     pub reauthenticate_after: Duration,
+    /// Single sign-on providers, in the order of the sign-in page.
+    pub oidc: Vec<crate::web::oidc_config::OidcProvider>,
 }
 
 impl Default for WebConfig {
     fn default() -> Self {
-        Self { idle_timeout: Duration::from_secs(900), reauthenticate_after: Duration::from_secs(600) }
+        Self {
+            idle_timeout: Duration::from_secs(900),
+            reauthenticate_after: Duration::from_secs(600),
+            oidc: Vec::new(),
+        }
     }
 }
 
@@ -53,7 +63,12 @@ impl WebConfig {
         if reauth > 86_400 {
             return Err(ConfigError("web.reauthenticate_after_seconds must be between 0 and 86400".into()));
         }
-        Ok(WebConfig { idle_timeout: Duration::from_secs(idle), reauthenticate_after: Duration::from_secs(reauth) })
+        let oidc = crate::web::oidc_config::resolve(layer.oidc.unwrap_or_default())?;
+        Ok(WebConfig {
+            idle_timeout: Duration::from_secs(idle),
+            reauthenticate_after: Duration::from_secs(reauth),
+            oidc,
+        })
     }
 }
 

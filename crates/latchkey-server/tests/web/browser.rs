@@ -96,6 +96,21 @@ impl Browser {
         self.find(css).await.click().await.unwrap();
     }
 
+    /// Click something that loads another page, and wait until the new page has replaced the
+    /// old one (up to 10 s).
+    pub async fn click_and_wait(&self, css: &str) {
+        let old = self.find("html").await;
+        self.click(css).await;
+        for _ in 0..200 {
+            if old.tag_name().await.is_err() {
+                self.find("body").await;
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("clicking {css} did not load another page");
+    }
+
     /// The whole page's visible text.
     pub async fn body(&self) -> String {
         self.text("body").await

@@ -116,3 +116,36 @@ pub fn hidden_field(html: &str, name: &str) -> Option<String> {
     let end = html[start..].find('"')?;
     Some(html[start..start + end].to_owned())
 }
+
+impl WebApp {
+    /// Like [`WebApp::start`], on a server whose config `tweak` has changed first (just-in-time
+    /// policies and the like).
+    pub async fn start_with(tweak: impl FnOnce(&mut latchkey_server::Config)) -> WebApp {
+        use std::sync::Arc;
+
+        use latchkey_core::{Clock, ManualClock, SystemClock};
+        use secrecy::ExposeSecret;
+
+        let data_dir = Arc::new(tempfile::tempdir().unwrap());
+        let db_url = format!("sqlite://{}", data_dir.path().join("latchkey.db").display());
+        let mut config = crate::helpers::config_for(data_dir.path(), Backend::Sqlite, &db_url);
+        tweak(&mut config);
+        let clock = Arc::new(ManualClock::new(SystemClock.now()));
+        let server = latchkey_server::start(config, clock.clone()).await.unwrap();
+        let token = server.first_admin_token.as_ref().unwrap().expose_secret().to_owned();
+        let base = format!("http://{}", server.addr);
+        let client = latchkey_client::Client::new(&base, Some(token.clone())).unwrap();
+        let app =
+            TestApp { server: Some(server), client, token, base, clock, data_dir, db_url, backend: Backend::Sqlite };
+        let tenant = "acme".to_owned();
+        app.client
+            .create_tenant(&proto::TenantCreate { slug: tenant.clone(), name: Some("Acme Ltd".into()) })
+            .await
+            .unwrap();
+        let mut web = WebApp { app, tenant, users: Default::default() };
+        web.person("helen", &[]).await;
+        web.person("alice", &["admin", "auditor", "approver"]).await;
+        web.person("bob", &["approver"]).await;
+        web
+    }
+}

@@ -3,9 +3,15 @@
 //! required).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod admin;
+mod approvals;
+mod audit;
 mod browser;
 mod fixture;
+mod helpdesk;
 #[path = "../api/helpers.rs"]
 #[allow(dead_code)]
 mod helpers;
+mod jit;
+mod oidc;
 mod sign_in;

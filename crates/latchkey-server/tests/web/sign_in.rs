@@ -29,7 +29,7 @@ async fn a_person_signs_in_sees_their_pages_and_signs_out_in_a_browser() {
     assert!(nav.contains("Devices") && nav.contains("Just-in-time access"), "{nav}");
     assert!(!nav.contains("Admin") && !nav.contains("Audit") && !nav.contains("Approvals"), "{nav}");
 
-    b.click("form.who button").await;
+    b.click_and_wait("form.who button").await;
     assert_eq!(b.path().await, "/sign-in?ended=signed-out");
     b.go("/").await;
     assert!(b.path().await.starts_with("/sign-in"), "signed out, the home page asks to sign in again");

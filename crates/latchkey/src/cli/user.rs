@@ -28,6 +28,16 @@ pub enum UserCommand {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Show a user's roles, or replace them with --set (admin, auditor, approver; comma
+    /// separated; an empty --set "" removes them all). Roles open the web UI's admin, audit
+    /// and approvals pages.
+    Roles {
+        /// The user's name or id.
+        user: String,
+        /// The roles to hold from now on.
+        #[arg(long, value_delimiter = ',')]
+        set: Option<Vec<String>>,
+    },
 }
 
 pub async fn run(ctx: &Ctx, tenant: &str, cmd: UserCommand) -> Result<(), String> {
@@ -59,6 +69,21 @@ pub async fn run(ctx: &Ctx, tenant: &str, cmd: UserCommand) -> Result<(), String
             let body = proto::PasswordSetRequest { password: password.to_string() };
             ctx.client.set_user_password(tenant, &id, &body).await.map_err(|e| ctx.err(e))?;
             outln!("password of {name} ({id}) in tenant {tenant} is set")
+        }
+        UserCommand::Roles { user, set } => {
+            let (id, name) = find_user(ctx, tenant, &user).await?;
+            let roles = match set {
+                Some(roles) => {
+                    let roles: Vec<&str> = roles.iter().map(|r| r.trim()).filter(|r| !r.is_empty()).collect();
+                    ctx.client.set_user_roles(tenant, &id, &roles).await.map_err(|e| ctx.err(e))?
+                }
+                None => ctx.client.user_roles(tenant, &id).await.map_err(|e| ctx.err(e))?,
+            };
+            if ctx.json {
+                return print_json(&roles);
+            }
+            let list = if roles.roles.is_empty() { "none".to_owned() } else { roles.roles.join(", ") };
+            outln!("roles of {name} ({id}) in tenant {tenant}: {list}")
         }
         UserCommand::List => {
             let list = ctx.client.list_users(tenant).await.map_err(|e| ctx.err(e))?;
