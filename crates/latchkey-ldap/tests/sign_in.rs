@@ -32,7 +32,7 @@ macro_rules! both {
     )*};
 }
 
-both!(directory_users_sign_in_by_binding);
+both!(directory_users_sign_in_by_binding, directory_users_sign_in_to_the_web_ui);
 
 const PASSWORD: &str = "Lk-Secret-42!x";
 
@@ -123,4 +123,62 @@ async fn directory_users_sign_in_by_binding(service: Service) {
 
     server.shutdown().await.unwrap();
     t.cleanup().await;
+}
+
+/// The web UI's sign-in form binds to the directory like the API: the right password opens a
+/// session cookie that shows the person's pages; a wrong one shows the one refusal message.
+async fn directory_users_sign_in_to_the_web_ui(service: Service) {
+    let mut t = Tree::new(&service).await;
+    let erin = t.name("er");
+    t.add_user(&erin, PASSWORD, false, None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (server, admin) = server(&service, &t.dn, &dir).await;
+    admin.directory_sync("default").await.unwrap();
+    let base = admin.base_url().trim_end_matches('/').to_owned();
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+
+    let post = |password: &'static str| {
+        let (http, base, erin) = (http.clone(), base.clone(), erin.clone());
+        async move {
+            let page = http.get(format!("{base}/sign-in")).send().await.unwrap();
+            let cookie = page.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+            let html = page.text().await.unwrap();
+            let marker = "name=\"signin_token\" value=\"";
+            let start = html.find(marker).unwrap() + marker.len();
+            let token = html[start..start + html[start..].find('"').unwrap()].to_owned();
+            let form = [
+                ("signin_token", token.as_str()),
+                ("next", "/"),
+                ("tenant", "default"),
+                ("username", erin.as_str()),
+                ("password", password),
+            ];
+            http.post(format!("{base}/sign-in"))
+                .header("cookie", cookie)
+                .header("origin", &base)
+                .form(&form)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+
+    let refused = post("Wrong-Passw0rd!").await;
+    assert_eq!(refused.status(), 401);
+    assert!(refused.text().await.unwrap().contains("The tenant, user name or password is not right."));
+
+    let signed_in = post(PASSWORD).await;
+    assert_eq!(signed_in.status(), 303);
+    assert_eq!(signed_in.headers()["location"], "/");
+    let session = signed_in
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .find(|c| c.starts_with("lk_session=lk_session_"))
+        .expect("a session cookie");
+    let home = http.get(format!("{base}/")).header("cookie", &session).send().await.unwrap();
+    assert_eq!(home.status(), 200);
+    assert!(home.text().await.unwrap().contains(&format!("{erin} · default")));
+    server.shutdown().await.unwrap();
 }

@@ -260,13 +260,17 @@ pub async fn get_jit(
     Ok(Json(grant_dto(&g, &tenant.slug, state.clock().now())))
 }
 
-async fn decide(
+/// Approve or deny a request as `caller` (never its requester), with an optional comment
+/// kept in the decision's audit event (at most 1000 characters).
+pub(crate) async fn decide_jit(
     state: AppState,
     caller: Caller,
     tenant: String,
     id: String,
     approve: bool,
+    comment: Option<String>,
 ) -> Result<Json<proto::JitGrant>, ApiError> {
+    let comment = super::dto::optional_text("comment", comment, 1000)?;
     let tenant = caller.tenant(&state, &tenant).await?;
     let g = state.store().jit_grant(&tenant.id, &id).await.map_err(|e| ApiError::store("grant", e))?;
     let approver = actor(&caller);
@@ -274,7 +278,10 @@ async fn decide(
         return Err(ApiError::forbidden("a request cannot be approved or denied by its requester"));
     }
     let action = if approve { Action::JitApprove } else { Action::JitDeny };
-    let event = caller.event(&state, action, ObjectType::JitGrant).tenant(tenant.id.clone()).object(id.clone());
+    let mut event = caller.event(&state, action, ObjectType::JitGrant).tenant(tenant.id.clone()).object(id.clone());
+    if let Some(comment) = &comment {
+        event = event.details(&serde_json::json!({ "comment": comment }));
+    }
     let now = state.clock().now();
     let g = state
         .store()
@@ -295,7 +302,7 @@ pub async fn approve_jit(
     caller: Caller,
     Path((tenant, id)): Path<(String, String)>,
 ) -> Result<Json<proto::JitGrant>, ApiError> {
-    decide(state, caller, tenant, id, true).await
+    decide_jit(state, caller, tenant, id, true, None).await
 }
 
 /// Deny a request (never by its requester).
@@ -308,7 +315,7 @@ pub async fn deny_jit(
     caller: Caller,
     Path((tenant, id)): Path<(String, String)>,
 ) -> Result<Json<proto::JitGrant>, ApiError> {
-    decide(state, caller, tenant, id, false).await
+    decide_jit(state, caller, tenant, id, false, None).await
 }
 
 /// End a grant now (people: their own). The answer says `revoking` until the engine has

@@ -163,26 +163,22 @@ pub async fn decide_view(
     Ok(decided(approve))
 }
 
-/// The decision on a JIT request: nothing but the form token.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct JitDecisionForm {}
-
-/// `POST /approvals/jit/{id}/approve|deny`.
+/// `POST /approvals/jit/{id}/approve|deny`: the comment is kept in the decision's audit event.
 pub async fn decide_jit(
     State(state): State<AppState>,
     Path((id, raw)): Path<(String, String)>,
-    WebForm { user, form: JitDecisionForm {} }: WebForm<JitDecisionForm>,
+    WebForm { user, form }: WebForm<ViewDecisionForm>,
 ) -> Result<Response, WebError> {
     user.require(Role::Approver)?;
     let approve = decision(&raw)?;
     let id = request_id(&id, "grant")?;
-    let caller = Caller::User(user.user.clone());
-    let path = Path((user.tenant.slug.clone(), id));
-    if approve {
-        let _decided = crate::routes::approve_jit(State(state), caller, path).await?;
-    } else {
-        let _decided = crate::routes::deny_jit(State(state), caller, path).await?;
+    if form.comment.chars().count() > MAX_COMMENT {
+        return Err(WebError::bad_request(format!(
+            "The comment is longer than {MAX_COMMENT} characters. Nothing was changed."
+        )));
     }
+    let comment = Some(form.comment.trim().to_owned()).filter(|c| !c.is_empty());
+    let caller = Caller::User(user.user.clone());
+    crate::routes::decide_jit(state, caller, user.tenant.slug.clone(), id, approve, comment).await?;
     Ok(decided(approve))
 }

@@ -82,11 +82,27 @@ async fn a_denied_request_shows_as_denied_to_its_requester() {
     assert!(page.contains("id=\"jit-pending\""), "the request waits for approval");
 
     let bob = web.http_session("bob").await;
-    // An unknown decision and a form with extra fields are refused.
+    // An unknown decision, a form with extra fields and an over-long comment are refused.
     assert_eq!(bob.post(&format!("/approvals/jit/{id}/maybe"), &[]).await.status(), 404);
-    assert_eq!(bob.post(&format!("/approvals/jit/{id}/deny"), &[("comment", "no")]).await.status(), 400);
-    let resp = bob.post(&format!("/approvals/jit/{id}/deny"), &[]).await;
+    assert_eq!(bob.post(&format!("/approvals/jit/{id}/deny"), &[("extra", "no")]).await.status(), 400);
+    let long = "x".repeat(1001);
+    assert_eq!(bob.post(&format!("/approvals/jit/{id}/deny"), &[("comment", &long)]).await.status(), 400);
+    assert_eq!(web.app.client.jit_grant("acme", &id).await.unwrap().state, "requested", "unchanged");
+    let resp = bob.post(&format!("/approvals/jit/{id}/deny"), &[("comment", "not needed for a driver")]).await;
     assert_eq!(resp.status(), 303);
+    // The comment is kept in the decision's audit event.
+    let events = web
+        .app
+        .client
+        .list_audit(&latchkey_client::AuditQuery { action: Some("jit.deny".into()), ..Default::default() })
+        .await
+        .unwrap()
+        .items;
+    let denial = events.iter().find(|e| e.object_id.as_deref() == Some(id.as_str())).expect("the deny event");
+    assert_eq!(
+        (denial.actor.as_str(), &denial.details["comment"]),
+        ("user:bob", &serde_json::json!("not needed for a driver"))
+    );
     let page = bob.get("/approvals?done=denied").await.text().await.unwrap();
     assert!(page.contains("Denied."));
     assert!(!page.contains(&format!("data-grant=\"{id}\"")), "decided requests leave the inbox");

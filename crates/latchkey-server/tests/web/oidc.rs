@@ -119,7 +119,7 @@ async fn events(web: &WebApp, action: &str) -> Vec<proto::AuditEvent> {
 async fn sign_in_at_provider(b: &Browser, name: &str) {
     b.fill("input[name=login]", name).await;
     b.fill("input[name=password]", "any password").await;
-    b.click("button[type=submit]").await;
+    b.click_and_wait("button[type=submit]").await;
     let consent = b.find("button[type=submit]").await;
     assert_eq!(consent.text().await.unwrap(), "Continue");
     consent.click().await.unwrap();
@@ -135,7 +135,7 @@ async fn people_sign_in_with_single_sign_on_in_a_browser() {
     b.go("/?from=sso").await;
     assert_eq!(b.text("#oidc-corp").await, "Sign in with Corp SSO");
     b.screenshot("sign-in-sso").await;
-    b.click("#oidc-corp").await;
+    b.click_and_wait("#oidc-corp").await;
     b.find("input[name=login]").await;
     assert!(b.client.current_url().await.unwrap().as_str().starts_with(&issuer), "at the provider");
     sign_in_at_provider(&b, "sso-carol").await;
@@ -160,7 +160,7 @@ async fn people_sign_in_with_single_sign_on_in_a_browser() {
     // A member of pam-admins is an admin.
     let Some(b) = Browser::open(&web.app.base).await else { return };
     b.go("/sign-in").await;
-    b.click("#oidc-corp").await;
+    b.click_and_wait("#oidc-corp").await;
     sign_in_at_provider(&b, "admin-dana").await;
     assert_eq!(b.text("#signed-in-as").await, "admin-dana · acme");
     let nav = b.text("header nav").await;
