@@ -179,6 +179,6 @@ pub async fn decide_jit(
     }
     let comment = Some(form.comment.trim().to_owned()).filter(|c| !c.is_empty());
     let caller = Caller::User(user.user.clone());
-    crate::routes::decide_jit(state, caller, user.tenant.slug.clone(), id, approve, comment).await?;
+    let _decided = crate::routes::decide_jit(state, caller, user.tenant.slug.clone(), id, approve, comment).await?;
     Ok(decided(approve))
 }
