@@ -95,6 +95,8 @@ pub enum NoSession {
     Missing { next: String },
     /// The session ended after being idle.
     Idle { next: String, cookie: Cookie<'static> },
+    /// The cookie names a session that has ended (its lifetime is over, or it was revoked).
+    Ended { next: String, cookie: Cookie<'static> },
     /// The store failed.
     Failed(WebError),
 }
@@ -105,6 +107,9 @@ impl IntoResponse for NoSession {
             NoSession::Missing { next } => Redirect::to(&sign_in_url(&next, None)).into_response(),
             NoSession::Idle { next, cookie } => {
                 (CookieJar::new().add(cookie), Redirect::to(&sign_in_url(&next, Some("idle")))).into_response()
+            }
+            NoSession::Ended { next, cookie } => {
+                (CookieJar::new().add(cookie), Redirect::to(&sign_in_url(&next, Some("expired")))).into_response()
             }
             NoSession::Failed(e) => e.into_response(),
         }
@@ -151,7 +156,7 @@ impl FromRequestParts<AppState> for WebUser {
         let hash = session_token_hash(state, &token);
         let session = match state.store().session_by_token_hash(&hash, now).await {
             Ok(s) => s,
-            Err(StoreError::NotFound) => return Err(NoSession::Missing { next }),
+            Err(StoreError::NotFound) => return Err(NoSession::Ended { next, cookie: cleared_cookie(state) }),
             Err(e) => return Err(NoSession::Failed(WebError::from_store("session", e))),
         };
         let user = SignedInUser {

@@ -124,3 +124,26 @@ async fn an_idle_session_ends_and_is_audited() {
     let idle = events.items.iter().find(|e| e.action == "sign_out" && e.details["reason"] == "idle");
     assert!(idle.is_some(), "the idle sign-out is audited");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_ends_at_its_lifetime_even_when_used() {
+    let web = WebApp::start().await;
+    let s = web.http_session("helen").await;
+    // Used every 14 minutes, it is never idle; the one-hour lifetime still ends it.
+    for _ in 0..4 {
+        web.app.clock.advance(time::Duration::minutes(14));
+        assert_eq!(s.get("/").await.status(), 200);
+    }
+    web.app.clock.advance(time::Duration::minutes(5));
+    let resp = s.get("/?page=2").await;
+    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.headers()["location"], "/sign-in?next=%2F%3Fpage%3D2&ended=expired");
+    let cleared = resp.headers()["set-cookie"].to_str().unwrap();
+    assert!(cleared.starts_with("lk_session=;") && cleared.contains("Max-Age=0"), "{cleared}");
+    // A form sent with the ended session changes nothing and leads to the sign-in page.
+    let resp = s.post("/sign-out", &[]).await;
+    assert_eq!(resp.status(), 303);
+    assert!(resp.headers()["location"].to_str().unwrap().starts_with("/sign-in?"));
+    let page = s.http.get(format!("{}/sign-in?ended=expired", s.base)).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Your session has ended. Sign in again."));
+}
