@@ -61,6 +61,8 @@ both! {
     targets_keep_their_order => targets_keep_their_order_sqlite, targets_keep_their_order_postgres;
     targets_refuse_unknown_readers => targets_refuse_unknown_readers_sqlite, targets_refuse_unknown_readers_postgres;
     access_snapshot_follows_changes => access_snapshot_follows_changes_sqlite, access_snapshot_follows_changes_postgres;
+    device_search => device_search_sqlite, device_search_postgres;
+    user_roles => user_roles_sqlite, user_roles_postgres;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1538,4 +1540,73 @@ async fn access_snapshot_follows_changes(db: Db) {
     let index = RuleIndex::build(snap.groups, &snap.edges, snap.targets);
     let decision = index.decide(&user_facts, &facts, Operation::ReadPassword);
     assert!(decision.allowed(), "{decision:?}");
+}
+
+async fn device_search(db: Db) {
+    let store = db.open().await;
+    let a = new_tenant(&store, "a").await;
+    let b = new_tenant(&store, "b").await;
+    let laptop = new_device(&store, &a.id, "Laptop-Anna").await;
+    let desk = new_device(&store, &a.id, "desk_50%").await;
+    new_device(&store, &b.id, "Laptop-Other").await;
+    let names = |found: Vec<Device>| found.into_iter().map(|d| d.name).collect::<Vec<_>>();
+
+    // Part of the name, any case; never another tenant's devices.
+    assert_eq!(names(store.search_devices(&a.id, "LAPTOP", 100).await.unwrap()), ["Laptop-Anna"]);
+    // Part of the deviceId, in either case.
+    let part = laptop.id[9..18].to_uppercase();
+    assert_eq!(names(store.search_devices(&a.id, &part, 100).await.unwrap()), ["Laptop-Anna"]);
+    // Part of the container.
+    assert_eq!(store.search_devices(&a.id, "ou=workstations", 100).await.unwrap().len(), 2);
+    // Wildcards are plain characters.
+    assert_eq!(names(store.search_devices(&a.id, "50%", 100).await.unwrap()), [desk.name.clone()]);
+    assert!(store.search_devices(&a.id, "p_a", 100).await.unwrap().is_empty());
+    assert!(store.search_devices(&a.id, "%", 100).await.unwrap().len() == 1);
+    // Ordered by name, at most `limit`.
+    assert_eq!(names(store.search_devices(&a.id, "", 100).await.unwrap()), ["Laptop-Anna", "desk_50%"]);
+    assert_eq!(store.search_devices(&a.id, "", 1).await.unwrap().len(), 1);
+}
+
+async fn user_roles(db: Db) {
+    use latchkey_core::Role;
+    let store = db.open().await;
+    let a = new_tenant(&store, "a").await;
+    let b = new_tenant(&store, "b").await;
+    let user = store
+        .create_user(
+            latchkey_store::NewUser {
+                id: new_id(),
+                tenant_id: a.id.clone(),
+                name: "Alice".into(),
+                name_key: "alice".into(),
+                display_name: None,
+                email: None,
+                created_at: T0,
+            },
+            ev(Action::UserCreate, ObjectType::User, &a.id, "alice"),
+        )
+        .await
+        .unwrap();
+    assert!(store.user_roles(&a.id, &user.id).await.unwrap().is_empty());
+    let set = |roles: Vec<Role>, tenant: String| {
+        let (store, user_id) = (&store, user.id.clone());
+        async move {
+            store
+                .set_user_roles(&tenant, &user_id, roles, ev(Action::UserRolesSet, ObjectType::User, &tenant, &user_id))
+                .await
+        }
+    };
+    set(vec![Role::Approver, Role::Admin, Role::Approver], a.id.clone()).await.unwrap();
+    assert_eq!(store.user_roles(&a.id, &user.id).await.unwrap(), [Role::Admin, Role::Approver]);
+    // Another tenant cannot set them; nothing changes and nothing is audited.
+    let events = all_events(&store).await.len();
+    assert!(matches!(set(vec![Role::Auditor], b.id.clone()).await, Err(StoreError::NotFound)));
+    assert_eq!(store.user_roles(&a.id, &user.id).await.unwrap(), [Role::Admin, Role::Approver]);
+    assert_eq!(all_events(&store).await.len(), events);
+    assert!(matches!(store.user_in_tenant(&b.id, &user.id).await, Err(StoreError::NotFound)));
+    store.user_in_tenant(&a.id, &user.id).await.unwrap();
+    set(vec![], a.id.clone()).await.unwrap();
+    assert!(store.user_roles(&a.id, &user.id).await.unwrap().is_empty());
+    let last = all_events(&store).await.pop().unwrap();
+    assert_eq!(last.body.action, Action::UserRolesSet);
 }
