@@ -238,20 +238,7 @@ impl Store {
                         expires_at: s.expires_at,
                         last_seen_at: None,
                     };
-                    sqlx::query(
-                        "INSERT INTO user_sessions (id, tenant_id, user_id, token_hash, method, created_at, expires_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                    )
-                    .bind(s.id)
-                    .bind(s.tenant_id)
-                    .bind(s.user_id)
-                    .bind(s.token_hash.to_vec())
-                    .bind(s.method.as_str())
-                    .bind(to_millis(s.created_at))
-                    .bind(to_millis(s.expires_at))
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(StoreError::db)?;
+                    insert_session(conn, &s).await?;
                     Ok(session)
                 })
             })
@@ -375,6 +362,25 @@ impl Store {
     }
 }
 
+/// Insert a session row inside the caller's transaction.
+async fn insert_session(conn: &mut AnyConnection, s: &NewSession) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO user_sessions (id, tenant_id, user_id, token_hash, method, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(s.id.clone())
+    .bind(s.tenant_id.clone())
+    .bind(s.user_id.clone())
+    .bind(s.token_hash.to_vec())
+    .bind(s.method.as_str())
+    .bind(to_millis(s.created_at))
+    .bind(to_millis(s.expires_at))
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::db)?;
+    Ok(())
+}
+
 fn record_from_row(row: &AnyRow) -> Result<SignInRecord, StoreError> {
     Ok(SignInRecord {
         id: get(row, "id")?,
@@ -488,20 +494,7 @@ impl Store {
                     if let Some(roles) = &who.roles {
                         crate::roles::replace_roles(conn, &s.tenant_id, &s.user_id, roles).await?;
                     }
-                    sqlx::query(
-                        "INSERT INTO user_sessions (id, tenant_id, user_id, token_hash, method, created_at, expires_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                    )
-                    .bind(s.id.clone())
-                    .bind(s.tenant_id.clone())
-                    .bind(s.user_id.clone())
-                    .bind(s.token_hash.to_vec())
-                    .bind(s.method.as_str())
-                    .bind(to_millis(s.created_at))
-                    .bind(to_millis(s.expires_at))
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(StoreError::db)?;
+                    insert_session(conn, &s).await?;
                     let details = serde_json::json!({ "method": s.method.as_str(), "userId": s.user_id });
                     events.push(event.object(s.id.clone()).details(&details));
                     let session = Session {

@@ -129,30 +129,37 @@ fn request_id(raw: &str, what: &str) -> Result<String, WebError> {
     Ok(id.to_owned())
 }
 
-/// The decision on a credential view: an optional comment for the requester.
+/// A decision: an optional comment (for the requester of a credential view; kept in the audit
+/// event of a JIT decision).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ViewDecisionForm {
+pub struct DecisionForm {
     #[serde(default)]
     comment: String,
+}
+
+impl DecisionForm {
+    /// The comment, if any, at most [`MAX_COMMENT`] characters.
+    fn comment(&self) -> Result<Option<String>, WebError> {
+        if self.comment.chars().count() > MAX_COMMENT {
+            return Err(WebError::bad_request(format!(
+                "The comment is longer than {MAX_COMMENT} characters. Nothing was changed."
+            )));
+        }
+        Ok(Some(self.comment.trim().to_owned()).filter(|c| !c.is_empty()))
+    }
 }
 
 /// `POST /approvals/view/{id}/approve|deny`.
 pub async fn decide_view(
     State(state): State<AppState>,
     Path((id, raw)): Path<(String, String)>,
-    WebForm { user, form }: WebForm<ViewDecisionForm>,
+    WebForm { user, form }: WebForm<DecisionForm>,
 ) -> Result<Response, WebError> {
     user.require(Role::Approver)?;
     let approve = decision(&raw)?;
     let id = request_id(&id, "approval")?;
-    if form.comment.chars().count() > MAX_COMMENT {
-        return Err(WebError::bad_request(format!(
-            "The comment is longer than {MAX_COMMENT} characters. Nothing was changed."
-        )));
-    }
-    let comment = Some(form.comment.trim().to_owned()).filter(|c| !c.is_empty());
-    let body = proto::ApprovalDecision { comment };
+    let body = proto::ApprovalDecision { comment: form.comment()? };
     let caller = Caller::User(user.user.clone());
     let path = Path((user.tenant.slug.clone(), id));
     if approve {
@@ -167,17 +174,12 @@ pub async fn decide_view(
 pub async fn decide_jit(
     State(state): State<AppState>,
     Path((id, raw)): Path<(String, String)>,
-    WebForm { user, form }: WebForm<ViewDecisionForm>,
+    WebForm { user, form }: WebForm<DecisionForm>,
 ) -> Result<Response, WebError> {
     user.require(Role::Approver)?;
     let approve = decision(&raw)?;
     let id = request_id(&id, "grant")?;
-    if form.comment.chars().count() > MAX_COMMENT {
-        return Err(WebError::bad_request(format!(
-            "The comment is longer than {MAX_COMMENT} characters. Nothing was changed."
-        )));
-    }
-    let comment = Some(form.comment.trim().to_owned()).filter(|c| !c.is_empty());
+    let comment = form.comment()?;
     let caller = Caller::User(user.user.clone());
     let _decided = crate::routes::decide_jit(state, caller, user.tenant.slug.clone(), id, approve, comment).await?;
     Ok(decided(approve))

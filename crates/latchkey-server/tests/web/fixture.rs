@@ -18,7 +18,11 @@ pub struct WebApp {
 
 impl WebApp {
     pub async fn start() -> WebApp {
-        let app = spawn_app(Backend::Sqlite).await.unwrap();
+        WebApp::with_people(spawn_app(Backend::Sqlite).await.unwrap()).await
+    }
+
+    /// Tenant `acme` and its people on a running app.
+    async fn with_people(app: TestApp) -> WebApp {
         let tenant = "acme".to_owned();
         app.client
             .create_tenant(&proto::TenantCreate { slug: tenant.clone(), name: Some("Acme Ltd".into()) })
@@ -137,15 +141,6 @@ impl WebApp {
         let client = latchkey_client::Client::new(&base, Some(token.clone())).unwrap();
         let app =
             TestApp { server: Some(server), client, token, base, clock, data_dir, db_url, backend: Backend::Sqlite };
-        let tenant = "acme".to_owned();
-        app.client
-            .create_tenant(&proto::TenantCreate { slug: tenant.clone(), name: Some("Acme Ltd".into()) })
-            .await
-            .unwrap();
-        let mut web = WebApp { app, tenant, users: Default::default() };
-        web.person("helen", &[]).await;
-        web.person("alice", &["admin", "auditor", "approver"]).await;
-        web.person("bob", &["approver"]).await;
-        web
+        WebApp::with_people(app).await
     }
 }
