@@ -14,4 +14,5 @@ mod helpdesk;
 mod helpers;
 mod jit;
 mod oidc;
+mod policies;
 mod sign_in;

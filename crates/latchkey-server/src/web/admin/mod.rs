@@ -7,6 +7,7 @@ pub mod applications;
 pub mod devices;
 pub mod directory;
 pub mod lithnet;
+pub mod policies;
 pub mod targets;
 pub mod users;
 
