@@ -66,6 +66,9 @@ pub struct AuditQuery {
     pub until: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub after: Option<i64>,
+    /// Newest first: events before this sequence number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub before: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<i64>,
 }

@@ -22,8 +22,11 @@ pub struct AuditFilter {
     pub since_ms: Option<i64>,
     /// Events before this time (Unix ms).
     pub until_ms: Option<i64>,
-    /// Events after this sequence number (paging cursor).
+    /// Events after this sequence number (paging cursor, oldest first).
     pub after_seq: Option<i64>,
+    /// Events before this sequence number, newest first (paging cursor); wins over
+    /// `after_seq`.
+    pub before_seq: Option<i64>,
     pub limit: i64,
 }
 
@@ -33,28 +36,32 @@ impl Store {
         self.writer.audit(events).await
     }
 
-    /// Events matching the filter, oldest first.
+    /// Events matching the filter: oldest first after `after_seq`, or newest first before
+    /// `before_seq`.
     pub async fn list_audit(&self, f: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT seq, at, tenant_id, actor, action, object_type, object_id, outcome, reason, ticket, \
-             client_addr, request_id, details, prev_hash, hash FROM audit_events \
+        const SELECT: &str = "SELECT seq, at, tenant_id, actor, action, object_type, object_id, outcome, reason, \
+             ticket, client_addr, request_id, details, prev_hash, hash FROM audit_events \
              WHERE ($1 IS NULL OR tenant_id = $1) AND ($2 IS NULL OR actor = $2) \
              AND ($3 IS NULL OR action = $3) AND ($4 IS NULL OR object_id = $4) \
-             AND ($5 IS NULL OR outcome = $5) AND ($6 IS NULL OR at >= $6) \
-             AND ($7 IS NULL OR at < $7) AND seq > $8 ORDER BY seq LIMIT $9",
-        )
-        .bind(f.tenant_id.clone())
-        .bind(f.actor.clone())
-        .bind(f.action.clone())
-        .bind(f.object_id.clone())
-        .bind(f.outcome.clone())
-        .bind(f.since_ms)
-        .bind(f.until_ms)
-        .bind(f.after_seq.unwrap_or(0))
-        .bind(f.limit.clamp(1, 1000))
-        .fetch_all(&self.read)
-        .await
-        .map_err(StoreError::db)?;
+             AND ($5 IS NULL OR outcome = $5) AND ($6 IS NULL OR at >= $6) AND ($7 IS NULL OR at < $7) ";
+        let (order, cursor) = match f.before_seq {
+            Some(before) => ("AND seq < $8 ORDER BY seq DESC LIMIT $9", before),
+            None => ("AND seq > $8 ORDER BY seq LIMIT $9", f.after_seq.unwrap_or(0)),
+        };
+        let sql = format!("{SELECT}{order}");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(f.tenant_id.clone())
+            .bind(f.actor.clone())
+            .bind(f.action.clone())
+            .bind(f.object_id.clone())
+            .bind(f.outcome.clone())
+            .bind(f.since_ms)
+            .bind(f.until_ms)
+            .bind(cursor)
+            .bind(f.limit.clamp(1, 1000))
+            .fetch_all(&self.read)
+            .await
+            .map_err(StoreError::db)?;
         rows.iter().map(event_from_row).collect()
     }
 

@@ -985,6 +985,16 @@ async fn audit_filters(db: Db) {
     // Limit, and paging with after_seq.
     assert_eq!(seqs(AuditFilter { limit: 3, ..everything() }).await, [1, 2, 3]);
     assert_eq!(seqs(AuditFilter { after_seq: Some(5), ..everything() }).await, [6, 7]);
+    // Newest first with before_seq, with the filters.
+    assert_eq!(seqs(AuditFilter { before_seq: Some(7), limit: 3, ..everything() }).await, [6, 5, 4]);
+    let newest_reads = AuditFilter {
+        tenant_id: Some("ta".into()),
+        action: Some("secret.read".into()),
+        outcome: Some("success".into()),
+        before_seq: Some(i64::MAX),
+        ..everything()
+    };
+    assert_eq!(seqs(newest_reads).await, [6, 1]);
     let mut paged = Vec::new();
     let mut after = None;
     loop {

@@ -33,8 +33,11 @@ pub struct AuditQuery {
     pub since: Option<String>,
     /// RFC 3339; events before.
     pub until: Option<String>,
-    /// Sequence number cursor (the `next` of the previous page).
+    /// Sequence number cursor, oldest first (the `next` of the previous page).
     pub after: Option<i64>,
+    /// Sequence number cursor, newest first: events before it, newest first (the `next` of
+    /// the previous page). Not with `after`.
+    pub before: Option<i64>,
     /// 1–1000, default 100.
     pub limit: Option<i64>,
 }
@@ -49,7 +52,7 @@ fn parse_time(field: &str, raw: &Option<String>) -> Result<Option<i64>, ApiError
         .transpose()
 }
 
-/// Audit events, oldest first.
+/// Audit events, oldest first (or newest first with `before`).
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", security(("bearer" = [])), params(AuditQuery),
     responses((status = 200, body = proto::ListResponse<proto::AuditEvent>), (status = 400, body = proto::Problem)))]
 pub async fn list_audit(
@@ -58,6 +61,9 @@ pub async fn list_audit(
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> Result<Json<proto::ListResponse<proto::AuditEvent>>, ApiError> {
     let limit = q.limit.unwrap_or(100);
+    if q.after.is_some() && q.before.is_some() {
+        return Err(ApiError::bad_param("give either after or before, not both"));
+    }
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_param("limit must be between 1 and 1000"));
     }
@@ -85,6 +91,7 @@ pub async fn list_audit(
         since_ms: parse_time("since", &q.since)?,
         until_ms: parse_time("until", &q.until)?,
         after_seq: q.after,
+        before_seq: q.before,
         limit,
     };
     let events = state.store().list_audit(&filter).await.map_err(|e| ApiError::store("audit", e))?;

@@ -2,8 +2,6 @@
 //! state) and "who can read this device and why". Everything is read through the API's
 //! handlers as the person, so a tenant's auditor sees only the tenant's events.
 
-use std::future::Future;
-
 use askama::Template;
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
@@ -60,8 +58,9 @@ pub struct AuditFilters {
 }
 
 impl AuditFilters {
-    /// The API query for these filters, from the event after `after`.
-    fn api_query(&self, after: Option<i64>, limit: usize) -> Result<AuditQuery, WebError> {
+    /// The API query for these filters: oldest first after `after`, or newest first before
+    /// `before`.
+    fn api_query(&self, after: Option<i64>, before: Option<i64>, limit: usize) -> Result<AuditQuery, WebError> {
         for (field, value) in [
             ("who", &self.who),
             ("object", &self.object),
@@ -91,6 +90,7 @@ impl AuditFilters {
             since: utc_time("From", &self.from)?,
             until: utc_time("To", &self.to)?,
             after,
+            before,
             limit: Some(limit as i64),
         })
     }
@@ -153,61 +153,6 @@ fn utc_time(field: &str, raw: &str) -> Result<Option<String>, WebError> {
 
 fn query_or_400<T: Default>(q: Result<Query<T>, QueryRejection>) -> Result<T, WebError> {
     q.map(|Query(q)| q).map_err(|_| WebError::bad_request("The page's address has a parameter it does not know."))
-}
-
-/// One page of events newest first: the `size` newest events with a sequence number below
-/// `end`, and the cursor of the page after it (older events), if there may be any.
-///
-/// The API lists oldest first from an `after` cursor, so the page is found with a window
-/// `(end - width, end)` of sequence numbers that holds at least `size` matching events but
-/// fewer than one API call returns: the width grows from `size` until enough events are
-/// inside, and is halved back when too many are.
-pub(crate) async fn newest_first<T, E, F, Fut>(
-    end: i64,
-    size: usize,
-    seq: impl Fn(&T) -> i64,
-    mut fetch: F,
-) -> Result<(Vec<T>, Option<i64>), E>
-where
-    F: FnMut(i64) -> Fut,
-    Fut: Future<Output = Result<Vec<T>, E>>,
-{
-    let size = size.clamp(1, API_LIMIT - 1);
-    if end <= 1 {
-        return Ok((Vec::new(), None));
-    }
-    // Window widths known to hold too few (`small`) and too many (`large`) events.
-    let mut small = 0i64;
-    let mut large: Option<i64> = None;
-    let mut width = size as i64;
-    // Each step halves the gap between `small` and `large`, or grows the width fourfold up
-    // to the whole log: a few dozen steps at most.
-    for _ in 0..200 {
-        let after = (end - 1 - width).max(0);
-        let mut inside: Vec<T> = fetch(after).await?.into_iter().filter(|e| seq(e) < end).collect();
-        if inside.len() >= API_LIMIT {
-            large = Some(width);
-        } else if inside.len() >= size || after == 0 {
-            let more = inside.len() > size || after > 0;
-            let keep = inside.len().saturating_sub(size);
-            let mut page = inside.split_off(keep);
-            page.reverse();
-            let next = if more { page.last().map(&seq) } else { None };
-            return Ok((page, next));
-        } else {
-            small = width;
-        }
-        width = match large {
-            Some(l) => small + (l - small) / 2,
-            None => width.saturating_mul(4),
-        };
-        // One more sequence number adds at most one event, so between a width with fewer
-        // than `size` events and one with `API_LIMIT` there is always a width that fits.
-        if width <= small {
-            width = small + 1;
-        }
-    }
-    Ok((Vec::new(), None))
 }
 
 /// An event as a row of the table.
@@ -302,15 +247,15 @@ pub struct AuditPage {
     paged: bool,
 }
 
-/// The events of one API call.
+/// The events of one API call: oldest first after `after`, or newest first before `before`.
 async fn fetch_events(
     state: &AppState,
     admin: &Admin,
     filters: &AuditFilters,
-    after: Option<i64>,
+    (after, before): (Option<i64>, Option<i64>),
     limit: usize,
 ) -> Result<proto::ListResponse<proto::AuditEvent>, WebError> {
-    let q = filters.api_query(after, limit)?;
+    let q = filters.api_query(after, before, limit)?;
     let Json(list) = list_audit(State(state.clone()), admin.clone(), ApiQuery(q)).await?;
     Ok(list)
 }
@@ -324,20 +269,16 @@ pub async fn audit_page(
     let admin = user.acting_as(Role::Auditor)?;
     let filters = query_or_400(query)?;
     // Refuse bad filters before any work.
-    filters.api_query(None, API_LIMIT)?;
+    filters.api_query(None, None, API_LIMIT)?;
     let before = filters.before()?;
-    let head = state.store().audit_head().await.map_err(|e| WebError::from_store("audit", e))?.seq;
-    let end = before.unwrap_or(head + 1).min(head + 1);
-    let (events, next) = newest_first(
-        end,
-        PAGE_SIZE,
-        |e: &proto::AuditEvent| e.seq,
-        |after| {
-            let (state, admin, filters) = (&state, &admin, &filters);
-            async move { fetch_events(state, admin, filters, Some(after), API_LIMIT).await.map(|l| l.items) }
-        },
-    )
-    .await?;
+    // One event more than a page says whether there are older ones.
+    let mut events =
+        fetch_events(&state, &admin, &filters, (None, Some(before.unwrap_or(i64::MAX))), PAGE_SIZE + 1).await?.items;
+    let next = (events.len() > PAGE_SIZE).then(|| {
+        events.truncate(PAGE_SIZE);
+        events.last().map(|e| e.seq)
+    });
+    let next = next.flatten();
     let chain = if before.is_none() { Some(chain_state(&state).await?) } else { None };
     let qs = filters.query_string();
     let older =
@@ -436,7 +377,7 @@ pub async fn audit_csv(
     let mut after = None;
     let mut rows = 0usize;
     loop {
-        let page = fetch_events(&state, &admin, &filters, after, API_LIMIT).await?;
+        let page = fetch_events(&state, &admin, &filters, (after, None), API_LIMIT).await?;
         for e in page.items.iter().filter(|e| before.is_none_or(|b| e.seq < b)) {
             rows += 1;
             if rows > EXPORT_MAX {
@@ -573,43 +514,5 @@ mod tests {
         );
         assert_eq!(utc_time("From", " ").unwrap(), None);
         assert!(utc_time("From", "yesterday").is_err());
-    }
-
-    /// The events `seqs` as the API would list them with a filter: oldest first after a
-    /// cursor, at most `API_LIMIT`.
-    fn api(seqs: &[i64], after: i64) -> Result<Vec<i64>, ()> {
-        Ok(seqs.iter().copied().filter(|s| *s > after).take(API_LIMIT).collect())
-    }
-
-    async fn page(seqs: &[i64], end: i64, size: usize) -> (Vec<i64>, Option<i64>) {
-        newest_first(end, size, |s: &i64| *s, |after| async move { api(seqs, after) }).await.unwrap()
-    }
-
-    #[tokio::test]
-    async fn pages_run_newest_first_for_dense_and_sparse_matches() {
-        // Every event matches.
-        let all: Vec<i64> = (1..=5000).collect();
-        let (p, next) = page(&all, 5001, 50).await;
-        assert_eq!(p, (4951..=5000).rev().collect::<Vec<_>>());
-        assert_eq!(next, Some(4951));
-        let (p, next) = page(&all, 4951, 50).await;
-        assert_eq!((p[0], p[49], next), (4950, 4901, Some(4901)));
-        // One event in a hundred matches, far apart, some of them after the cursor.
-        let sparse: Vec<i64> = (1..=300_000).filter(|s| s % 100 == 7).collect();
-        let (p, next) = page(&sparse, 200_000, 50).await;
-        assert_eq!(p.first(), Some(&199_907));
-        assert_eq!(p.len(), 50);
-        assert!(p.windows(2).all(|w| w[0] - w[1] == 100));
-        assert_eq!(next, p.last().copied());
-        // A dense run after a long gap: the window shrinks again.
-        let mut clumped: Vec<i64> = (1..=3000).collect();
-        clumped.extend(500_000..503_000);
-        let (p, _) = page(&clumped, 400_000, 10).await;
-        assert_eq!(p, (2991..=3000).rev().collect::<Vec<_>>());
-        // The oldest page says there is nothing older.
-        let (p, next) = page(&all, 31, 50).await;
-        assert_eq!((p.len(), next), (30, None));
-        let (p, next) = page(&[], 100, 50).await;
-        assert_eq!((p.len(), next), (0, None));
     }
 }

@@ -367,6 +367,29 @@ both!(audit_filters_and_paging, |app: TestApp| async move {
         .await
         .unwrap();
     assert_eq!(rest.items.len(), 1);
+    // Newest first with `before`: the same four, in the other order, paged.
+    let newest = c
+        .list_audit(&AuditQuery {
+            action: Some("device.create".into()),
+            before: Some(i64::MAX),
+            limit: Some(3),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let seqs: Vec<i64> = newest.items.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, [rest.items[0].seq, creates.items[2].seq, creates.items[1].seq]);
+    let oldest = c
+        .list_audit(&AuditQuery {
+            action: Some("device.create".into()),
+            before: Some(newest.next.unwrap().parse().unwrap()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(oldest.items.iter().map(|e| e.seq).collect::<Vec<_>>(), [creates.items[0].seq]);
+    let both = c.list_audit(&AuditQuery { after: Some(1), before: Some(9), ..Default::default() }).await;
+    assert!(latchkey_client::is_status(&both.unwrap_err(), reqwest::StatusCode::BAD_REQUEST));
     let future = (app.clock.now_for_test() + time::Duration::hours(1))
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();

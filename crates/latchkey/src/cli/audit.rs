@@ -68,6 +68,7 @@ pub async fn run(ctx: &Ctx, tenant: &str, cmd: AuditCommand) -> Result<(), Strin
                 since,
                 until,
                 after: None,
+                before: None,
                 limit: None,
             };
             let mut events: Vec<proto::AuditEvent> = Vec::new();
